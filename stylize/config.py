@@ -1,0 +1,202 @@
+"""StyleConfig: the one home of every default, bound and preset of a stylization.
+
+The CLI, the web form and the REST serializer all read their defaults, ranges
+and help texts from the field metadata here, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .vgg import LAYER_INDEX
+
+DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
+# λ^[l] = 1/5 for each layer, the paper's w_l; the quality measure uses the same.
+DEFAULT_STYLE_LAYERS = {name: 0.2 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
+MIN_SIZE, MAX_SIZE = 32, 4096
+MAX_LAYER_WEIGHT = 1e3
+
+
+def _opt(default, help: str, *, low=None, high=None, choices=None, **kw):
+    meta = {"help": help, "min": low, "max": high, "choices": choices}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Everything that decides a result (with the input images and the device)."""
+
+    size: int = _opt(512, "Long side of the result in pixels.", low=MIN_SIZE, high=MAX_SIZE)
+    iterations: int = _opt(24, "Optimiser iterations at the full size.", low=0, high=5000)
+    coarse_iterations: int = _opt(
+        120, "Iterations at each coarser scale (multi-scale only).", low=0, high=5000)
+    scales: int = _opt(
+        3, "Number of scales, coarse to fine, each twice the last; 1 = single scale as in the paper.",
+        low=1, high=6)
+    content_weight: float = _opt(1.0, "α: weight of the content cost.", low=0.0, high=1e6)
+    style_weight: float = _opt(1e-3, "β: weight of the style cost.", low=0.0, high=1e6)
+    tv_weight: float = _opt(
+        0.0, "Weight of the total-variation smoothness term (0 = off).", low=0.0, high=1e6)
+    content_layers: Mapping[str, float] = _opt(
+        DEFAULT_CONTENT_LAYERS, "Content layers and their weights, e.g. {'relu4_2': 1}.")
+    style_layers: Mapping[str, float] = _opt(
+        DEFAULT_STYLE_LAYERS, "Style layers and their weights λ, e.g. {'relu1_1': 0.2, ...}.")
+    style_blend: tuple[float, ...] = _opt(
+        (), "Blend weights of several style images (empty = equal).")
+    style_scale: float = _opt(
+        1.0, "Size of the style image relative to the result (by side).", low=0.1, high=4.0)
+    preserve_colors: str = _opt(
+        "none", "Keep the content's colours: recolour the style ('statistics') or "
+        "transfer only luminance ('luminance').", choices=("none", "statistics", "luminance"))
+    init: str = _opt(
+        "content", "Starting image: the content, random noise (the paper), or a given image.",
+        choices=("content", "random", "image"))
+    seed: int | None = _opt(None, "Random seed (empty = pick one and report it).", low=0, high=2**32 - 1)
+    optimizer: str = _opt("lbfgs", "Optimiser.", choices=("lbfgs", "adam"))
+    learning_rate: float = _opt(
+        0.02, "Adam step size in image units (0..1); L-BFGS ignores it.", low=1e-5, high=1.0)
+    pooling: str = _opt("max", "VGG19 pooling.", choices=("max", "avg"))
+    normalize_content: bool = _opt(
+        True, "Content cost as a mean over activations (α means the same at every size) "
+        "instead of the paper's sum.")
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N.")
+    precision: str = _opt(
+        "auto", "bf16 autocasts the convolutions on CUDA (Gram and costs stay fp32); "
+        "auto = fp32 on CPU.", choices=("auto", "fp32", "bf16"))
+    weights: str = _opt(
+        "original", "'original' (the bundled Caffe VGG19) or a torchvision VGG19 state-dict path.")
+
+    def __post_init__(self):
+        for f in fields(self):
+            _check_field(self, f)
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_("content_layers", _layer_weights("content_layers", self.content_layers))
+        set_("style_layers", _layer_weights("style_layers", self.style_layers))
+        set_("style_blend", tuple(float(w) for w in self.style_blend))
+        if any(not math.isfinite(w) or w < 0 for w in self.style_blend):
+            raise ConfigError("style_blend", "weights must be finite and not negative")
+        if self.style_blend and sum(self.style_blend) <= 0:
+            raise ConfigError("style_blend", "at least one weight must be above 0")
+        if not any(self.content_layers.values()) and not any(self.style_layers.values()):
+            raise ConfigError("style_layers", "every layer weight is 0: nothing to optimise")
+        _check_device(self.device)
+
+    # -- conversions ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (stored with jobs and in result metadata)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["content_layers"] = dict(self.content_layers)
+        out["style_layers"] = dict(self.style_layers)
+        out["style_blend"] = list(self.style_blend)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, preset: str | None = None) -> "StyleConfig":
+        """Validate untrusted params (JSON, form); unknown keys are errors, not silently dropped."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("params", "must be an object of option names to values")
+        names = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in names:
+                raise ConfigError(str(key), "unknown option")
+        base = cls.preset(preset) if preset else cls()
+        return base.replace(**data)
+
+    def replace(self, **changes) -> "StyleConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "StyleConfig":
+        if name not in PRESETS:
+            raise ConfigError("preset", f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    # -- derived -------------------------------------------------------------------
+    def scale_sizes(self) -> list[int]:
+        """Long side of each scale, coarse to fine; none below 64 px (VGG sees too little there)."""
+        sizes = [round(self.size / 2**k) for k in reversed(range(self.scales))]
+        kept = [s for s in sizes if s >= 64]
+        return kept or [self.size]
+
+    def iterations_at(self, scale_index: int, num_scales: int) -> int:
+        return self.iterations if scale_index == num_scales - 1 else self.coarse_iterations
+
+    def layers(self) -> list[str]:
+        """Every layer the run reads, content and style."""
+        used = [n for n, w in self.content_layers.items() if w] + [n for n, w in self.style_layers.items() if w]
+        return list(dict.fromkeys(used))
+
+    def blend_weights(self, num_styles: int) -> list[float]:
+        if not self.style_blend:
+            return [1.0 / num_styles] * num_styles
+        if len(self.style_blend) != num_styles:
+            raise ConfigError(
+                "style_blend", f"has {len(self.style_blend)} weights for {num_styles} style images")
+        total = sum(self.style_blend)
+        return [w / total for w in self.style_blend]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # ~15 s for 256 px on a 2-core CPU.
+    "fast": {"size": 256, "scales": 2, "coarse_iterations": 60, "iterations": 20},
+    # The defaults: 512 px in about a minute on a 2-core CPU, seconds on a GPU.
+    "balanced": {},
+    # Bigger and closer to convergence; meant for a GPU.
+    "quality": {"size": 1024, "scales": 4, "coarse_iterations": 200, "iterations": 100},
+}
+
+
+def field_info(name: str) -> dataclasses.Field:
+    """The dataclass field (default and metadata: help, min, max, choices) of one option."""
+    return {f.name: f for f in fields(StyleConfig)}[name]
+
+
+def _check_field(config: StyleConfig, f: dataclasses.Field) -> None:
+    value, meta = getattr(config, f.name), f.metadata
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if kind == "int" or (kind == "int | None" and value is not None):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f.name, f"must be a whole number, not {value!r}")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f.name, f"must be a number, not {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f.name, "must be a finite number")
+    elif kind == "bool" and not isinstance(value, bool):
+        raise ConfigError(f.name, f"must be true or false, not {value!r}")
+    elif kind == "str" and not isinstance(value, str):
+        raise ConfigError(f.name, f"must be text, not {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f.name, f"must be one of {', '.join(meta['choices'])}, not {value!r}")
+    if value is not None and meta.get("min") is not None and value < meta["min"]:
+        raise ConfigError(f.name, f"must be at least {meta['min']}, not {value}")
+    if value is not None and meta.get("max") is not None and value > meta["max"]:
+        raise ConfigError(f.name, f"must be at most {meta['max']}, not {value}")
+
+
+def _layer_weights(name: str, value: Any) -> Mapping[str, float]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, "must map layer names to weights, e.g. {'relu4_2': 1}")
+    out = {}
+    for layer, weight in value.items():
+        if layer not in LAYER_INDEX:
+            raise ConfigError(name, f"unknown layer {layer!r}; use names such as relu1_1 … relu5_4")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ConfigError(name, f"weight of {layer} must be a finite number, not {weight!r}")
+        if not 0 <= weight <= MAX_LAYER_WEIGHT:
+            raise ConfigError(name, f"weight of {layer} must be between 0 and {MAX_LAYER_WEIGHT:g}")
+        out[layer] = float(weight)
+    return MappingProxyType(out)
+
+
+def _check_device(device: str) -> None:
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
+        return
+    raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N, not {device!r}")

@@ -1,0 +1,259 @@
+"""run(): optimise an image for J(G) = α·J_content + β·Σ_l λ^[l]·J_style^[l] (+ TV), coarse to fine.
+
+Departures from the paper, each an option of StyleConfig:
+* multi-scale: the image is optimised at 1/4, 1/2 and then full size, each
+  scale starting from the last one upsampled, so large outputs need few
+  (expensive) full-size iterations;
+* the content image as the starting point (the paper starts from noise);
+* the content cost as a mean, and Grams normalised per pixel (see losses.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import images
+from .checkpoint import Checkpoint
+from .config import StyleConfig
+from .devices import out_of_memory, resolve_device, setup_device
+from .errors import ConfigError
+from .losses import content_cost, gram, style_cost, total_variation
+from .result import Progress, Result
+from .vgg import features_for, weights_sha256
+
+log = logging.getLogger(__name__)
+
+LBFGS_HISTORY = 50  # 100 (neural-style's) doubles memory and checkpoint size for no visible gain
+SIMULATE_OOM_ENV = "STYLIZE_SIMULATE_OOM_PIXELS"  # test hook: scales above this many pixels "run out"
+
+
+def run(content: Image.Image, styles: Sequence[Image.Image], config: StyleConfig | None = None,
+        on_progress: Callable[[Progress], None] | None = None, resume: Checkpoint | None = None,
+        init_image: Image.Image | None = None) -> Result:
+    """Stylize `content` with `styles`; see the module docstring and StyleConfig for the options.
+
+    `on_progress` is called after every iteration; it may raise stylize.Cancelled
+    to stop, and may call progress.checkpoint() to get something `resume` accepts.
+    """
+    config = config or StyleConfig()
+    if not styles:
+        raise ConfigError("styles", "at least one style image is needed")
+    blend = config.blend_weights(len(styles))
+    if config.init == "image" and init_image is None:
+        raise ConfigError("init", "'image' needs an initial image")
+    seed = resume.seed if resume else config.seed
+    config = config.replace(seed=seed if seed is not None else random.randrange(2**32))
+    if resume:
+        resume.check_matches(config)
+    device = resolve_device(config.device)
+    setup_device(device)
+    content_rgb, alpha = images.split_alpha(content)
+    job = _Optimisation(config, device, content_rgb, [images.split_alpha(s)[0] for s in styles], blend,
+                        init_image, on_progress)
+    final = job.run(resume)
+    image = images.merge_alpha(images.to_image(final), alpha)
+    return Result(image=image, config=config, history=tuple(job.history), sizes=tuple(job.sizes),
+                  elapsed=time.monotonic() - job.started + job.elapsed_before, device=str(device),
+                  weights_sha256=weights_sha256(config.weights))
+
+
+@dataclass
+class _Optimisation:
+    config: StyleConfig
+    device: torch.device
+    content: Image.Image
+    styles: list[Image.Image]
+    blend: list[float]
+    init_image: Image.Image | None
+    on_progress: Callable[[Progress], None] | None
+    history: list[dict] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    elapsed_before: float = 0.0
+    scale_times: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        c = self.config
+        self.net = features_for(c.layers(), c.pooling, c.weights, self.device)
+        self.sizes = [images.fit_long_side(*self.content.size, s) for s in c.scale_sizes()]
+        self.plan = [c.iterations_at(i, len(self.sizes)) for i in range(len(self.sizes))]
+        self.autocast = self.device.type == "cuda" and c.precision == "bf16"
+
+    def run(self, resume: Checkpoint | None) -> torch.Tensor:
+        image, first_scale = None, 0
+        if resume:
+            self.history = list(resume.history)
+            self.elapsed_before = resume.elapsed
+            first_scale = resume.scale
+        for index in range(first_scale, len(self.sizes)):
+            width, height = self.sizes[index]
+            try:
+                _simulated_oom_check(width * height)
+                image = self._run_scale(index, image, resume if resume and index == resume.scale else None)
+            except Exception as exc:
+                oom = out_of_memory(exc, self.device, self.sizes, index)
+                if oom is None:
+                    raise
+                raise oom from exc
+        return self._finish(image)
+
+    # -- one scale -------------------------------------------------------------------
+    def _run_scale(self, index: int, previous: torch.Tensor | None, resume: Checkpoint | None) -> torch.Tensor:
+        width, height = self.sizes[index]
+        targets = self._targets(width, height)
+        if resume is not None:
+            image, done = resume.image.to(self.device), resume.iteration
+        elif previous is not None:
+            # Bicubic upsampling keeps the coarse scale's strokes sharp; clamping drops overshoot.
+            image, done = F.interpolate(previous, size=(height, width), mode="bicubic",
+                                        align_corners=False).clamp(0, 1), 0
+        else:
+            image, done = self._initial(width, height), 0
+        # The optimised tensor stays contiguous: L-BFGS flattens its gradient with view().
+        image = image.detach().contiguous().requires_grad_(True)
+        optimizer = self._optimizer(image)
+        # The optimiser sees the cost divided by its value at the start of the scale. L-BFGS
+        # is not scale-free: its first step is 1/‖g‖₁ and it drops curvature pairs with
+        # sᵀy < 1e-10, so a cost of ~1e6 makes it leap by -g and diverge. The reported
+        # terms stay in the cost's own units.
+        normaliser = [resume.loss_scale] if resume is not None else []
+        if resume is not None:
+            optimizer.load_state_dict(resume.optimizer_state)
+        scale_start = time.monotonic()
+        for iteration in range(done, self.plan[index]):
+            terms = {}
+
+            def closure():
+                optimizer.zero_grad(set_to_none=True)
+                loss = self._loss(image, targets, terms)
+                if not normaliser:
+                    normaliser.append(1.0 / max(loss.item(), 1e-12))
+                (loss * normaliser[0]).backward()
+                return loss
+
+            optimizer.step(closure)
+            loss = sum(terms.values())
+            self.history.append({"step": len(self.history) + 1, "scale": index, "iteration": iteration + 1,
+                                 "loss": loss, "losses": terms})
+            self.scale_times[index] = (time.monotonic() - scale_start) / (iteration + 1 - done)
+            if self.on_progress:
+                self.on_progress(self._progress(index, iteration + 1, image, optimizer, normaliser[0]))
+        return image.detach()
+
+    def _targets(self, width: int, height: int) -> dict:
+        """Content activations and blended style Grams at this scale (no gradient needed)."""
+        c = self.config
+        content = self._tensor(images.resize(self.content, (width, height)))
+        style_pixels = c.style_scale ** 2 * width * height
+        grams: dict[str, torch.Tensor] = {}
+        style_layers = [n for n, w in c.style_layers.items() if w]
+        with torch.no_grad(), self._autocast():
+            content_features = {k: v.float() for k, v in self.net(content, c.content_layers).items()}
+            for style, weight in zip(self.styles, self.blend):
+                style_tensor = self._tensor(images.resize(style, images.fit_pixels(*style.size, style_pixels)))
+                if c.preserve_colors == "statistics":
+                    style_tensor = images.match_color_statistics(style_tensor, content)
+                # Σ_i w_i‖G − G_i‖² has the gradient of ‖G − Σ_i w_i G_i‖² (Σ w_i = 1): blend the Grams.
+                for name, features in self.net(style_tensor, style_layers).items():
+                    grams[name] = grams.get(name, 0) + weight * gram(features)
+        return {"content": content_features, "grams": grams, "content_image": content}
+
+    def _loss(self, image: torch.Tensor, targets: dict, terms: dict) -> torch.Tensor:
+        """Total cost; `terms` receives each weighted term (they add up to the total)."""
+        c = self.config
+        with self._autocast():
+            features = self.net(image.contiguous(memory_format=torch.channels_last), c.layers())
+        total = image.new_zeros(())
+        for name, weight in c.content_layers.items():
+            if weight:
+                term = c.content_weight * weight * content_cost(
+                    features[name], targets["content"][name], c.normalize_content)
+                terms[f"content:{name}"] = term.item()
+                total = total + term
+        for name, weight in c.style_layers.items():
+            if weight:
+                term = c.style_weight * weight * style_cost(gram(features[name]), targets["grams"][name])
+                terms[f"style:{name}"] = term.item()
+                total = total + term
+        if c.tv_weight:
+            term = c.tv_weight * total_variation(image)
+            terms["tv"] = term.item()
+            total = total + term
+        return total
+
+    def _optimizer(self, image: torch.Tensor) -> torch.optim.Optimizer:
+        if self.config.optimizer == "adam":
+            return torch.optim.Adam([image], lr=self.config.learning_rate)
+        # One function evaluation per iteration (no line search), like neural-style; the
+        # tolerances are 0 so a run does the iterations it was asked for.
+        return torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=LBFGS_HISTORY,
+                                 tolerance_grad=0.0, tolerance_change=0.0)
+
+    def _initial(self, width: int, height: int) -> torch.Tensor:
+        c = self.config
+        if c.init == "image":
+            return self._tensor(images.resize(images.split_alpha(self.init_image)[0], (width, height)))
+        if c.init == "random":
+            # Drawn on the CPU from the seed, so the same seed gives the same start on any device.
+            generator = torch.Generator().manual_seed(c.seed)
+            noise = 0.5 + 0.25 * torch.randn(1, 3, height, width, generator=generator)
+            return noise.clamp(0, 1).to(self.device)
+        return self._tensor(images.resize(self.content, (width, height)))
+
+    def _finish(self, image: torch.Tensor) -> torch.Tensor:
+        image = image.detach().float().clamp(0, 1)
+        if self.config.preserve_colors == "luminance":
+            height, width = image.shape[-2:]
+            content = self._tensor(images.resize(self.content, (width, height)))
+            image = images.transfer_luminance(content, image)
+        return image
+
+    def _tensor(self, img: Image.Image) -> torch.Tensor:
+        return images.to_tensor(img).to(self.device).contiguous(memory_format=torch.channels_last)
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast)
+
+    # -- reporting -------------------------------------------------------------------
+    def _progress(self, index: int, iteration: int, image: torch.Tensor, optimizer,
+                  loss_scale: float) -> Progress:
+        snapshot = image.detach().clone()
+        entry = self.history[-1]
+        elapsed = time.monotonic() - self.started + self.elapsed_before
+        return Progress(
+            scale=index, num_scales=len(self.sizes), size=self.sizes[index], iteration=iteration,
+            iterations=self.plan[index], step=sum(self.plan[:index]) + iteration, total_steps=sum(self.plan),
+            loss=entry["loss"], losses=dict(entry["losses"]), elapsed=elapsed, eta=self._eta(index, iteration),
+            preview_factory=lambda: images.to_image(self._finish(snapshot)),
+            checkpoint_factory=lambda: Checkpoint(
+                scale=index, iteration=iteration, image=snapshot.cpu(),
+                optimizer_state=copy.deepcopy(optimizer.state_dict()), loss_scale=loss_scale,
+                history=tuple(self.history),
+                seed=self.config.seed, config=self.config.to_dict(), elapsed=elapsed),
+        )
+
+    def _eta(self, index: int, iteration: int) -> float:
+        """Seconds left: this scale's pace, and later scales' scaled by their pixel counts."""
+        per_iteration = self.scale_times[index]
+        pixels = self.sizes[index][0] * self.sizes[index][1]
+        left = (self.plan[index] - iteration) * per_iteration
+        for later in range(index + 1, len(self.sizes)):
+            ratio = self.sizes[later][0] * self.sizes[later][1] / pixels
+            left += self.plan[later] * per_iteration * ratio
+        return left
+
+
+def _simulated_oom_check(pixels: int) -> None:
+    limit = os.environ.get(SIMULATE_OOM_ENV)
+    if limit and pixels > int(limit):
+        raise torch.OutOfMemoryError(f"simulated: {pixels} pixels exceed {limit} ({SIMULATE_OOM_ENV})")
+
