@@ -23,6 +23,16 @@ log = logging.getLogger("stylize")
 EXIT_OK, EXIT_USAGE, EXIT_IMAGE, EXIT_WEIGHTS, EXIT_MEMORY, EXIT_INTERRUPTED = 0, 2, 3, 4, 5, 130
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _layer_weights(text: str) -> tuple[str, float]:
     """'relu1_1=0.5' -> ('relu1_1', 0.5); a bare name weighs 1."""
     name, _, weight = text.partition("=")
@@ -71,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="save the image being optimised every N iterations into DIR")
     parser.add_argument("--visualize", metavar="DIR",
                         help="write feature maps, Gram heatmaps, top patches and loss curves into DIR")
-    parser.add_argument("--max-pixels", type=int, default=images.DEFAULT_MAX_PIXELS,
+    parser.add_argument("--max-pixels", type=_positive_int, default=images.DEFAULT_MAX_PIXELS,
                         help="refuse input images with more pixels than this")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--version", action="version", version=f"stylize {__version__}")
@@ -89,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if not args.content or not args.styles or not args.output:
         parser.error("give a content image, at least one style image and -o OUTPUT.png")
+    if args.save_every:
+        try:
+            args.save_every[0] = _positive_int(args.save_every[0])
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"--save-every N: {exc}")
     try:
         return _stylize(args)
     except ConfigError as exc:

@@ -23,6 +23,8 @@ class Checkpoint:
     image: torch.Tensor  # (1, 3, H, W) on the CPU, 0..1 RGB
     optimizer_state: Mapping[str, Any]  # the optimiser's state_dict (L-BFGS history, Adam moments)
     loss_scale: float  # what the scale's cost is multiplied by for the optimiser
+    best_loss: float  # lowest cost seen at this scale, and the image that had it
+    best_image: torch.Tensor | None
     history: tuple[Mapping[str, Any], ...]
     seed: int
     config: Mapping[str, Any]  # StyleConfig.to_dict() of the run, seed included

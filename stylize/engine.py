@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import random
 import time
@@ -51,8 +52,8 @@ def run(content: Image.Image, styles: Sequence[Image.Image], config: StyleConfig
     blend = config.blend_weights(len(styles))
     if config.init == "image" and init_image is None:
         raise ConfigError("init", "'image' needs an initial image")
-    seed = resume.seed if resume else config.seed
-    config = config.replace(seed=seed if seed is not None else random.randrange(2**32))
+    if config.seed is None:
+        config = config.replace(seed=resume.seed if resume else random.randrange(2**32))
     if resume:
         resume.check_matches(config)
     device = resolve_device(config.device)
@@ -111,7 +112,8 @@ class _Optimisation:
         width, height = self.sizes[index]
         targets = self._targets(width, height)
         if resume is not None:
-            image, done = resume.image.to(self.device), resume.iteration
+            # Copies: the optimiser works in place, and a checkpoint may be resumed again.
+            image, done = resume.image.to(self.device, copy=True), resume.iteration
         elif previous is not None:
             # Bicubic upsampling keeps the coarse scale's strokes sharp; clamping drops overshoot.
             image, done = F.interpolate(previous, size=(height, width), mode="bicubic",
@@ -121,13 +123,9 @@ class _Optimisation:
         # The optimised tensor stays contiguous: L-BFGS flattens its gradient with view().
         image = image.detach().contiguous().requires_grad_(True)
         optimizer = self._optimizer(image)
-        # The optimiser sees the cost divided by its value at the start of the scale. L-BFGS
-        # is not scale-free: its first step is 1/‖g‖₁ and it drops curvature pairs with
-        # sᵀy < 1e-10, so a cost of ~1e6 makes it leap by -g and diverge. The reported
-        # terms stay in the cost's own units.
-        normaliser = [resume.loss_scale] if resume is not None else []
+        guard = _Guard.from_checkpoint(resume, self.device)
         if resume is not None:
-            optimizer.load_state_dict(resume.optimizer_state)
+            optimizer.load_state_dict(copy.deepcopy(resume.optimizer_state))
         scale_start = time.monotonic()
         for iteration in range(done, self.plan[index]):
             terms = {}
@@ -135,18 +133,22 @@ class _Optimisation:
             def closure():
                 optimizer.zero_grad(set_to_none=True)
                 loss = self._loss(image, targets, terms)
-                if not normaliser:
-                    normaliser.append(1.0 / max(loss.item(), 1e-12))
-                (loss * normaliser[0]).backward()
-                return loss
+                loss.backward()
+                guard.saw(loss.item(), image)
+                image.grad.mul_(guard.loss_scale)
+                return loss * guard.loss_scale
 
             optimizer.step(closure)
             loss = sum(terms.values())
+            if guard.diverged(loss):
+                log.info("scale %d iteration %d: cost jumped to %.3g, restarting from the best image",
+                         index, iteration + 1, loss)
+                guard.restore(image, optimizer)
             self.history.append({"step": len(self.history) + 1, "scale": index, "iteration": iteration + 1,
                                  "loss": loss, "losses": terms})
             self.scale_times[index] = (time.monotonic() - scale_start) / (iteration + 1 - done)
             if self.on_progress:
-                self.on_progress(self._progress(index, iteration + 1, image, optimizer, normaliser[0]))
+                self.on_progress(self._progress(index, iteration + 1, image, optimizer, guard))
         return image.detach()
 
     def _targets(self, width: int, height: int) -> dict:
@@ -157,7 +159,7 @@ class _Optimisation:
         grams: dict[str, torch.Tensor] = {}
         style_layers = [n for n, w in c.style_layers.items() if w]
         with torch.no_grad(), self._autocast():
-            content_features = {k: v.float() for k, v in self.net(content, c.content_layers).items()}
+            content_features = {k: v.float() for k, v in self.net(content, [n for n, w in c.content_layers.items() if w]).items()}
             for style, weight in zip(self.styles, self.blend):
                 style_tensor = self._tensor(images.resize(style, images.fit_pixels(*style.size, style_pixels)))
                 if c.preserve_colors == "statistics":
@@ -224,8 +226,7 @@ class _Optimisation:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast)
 
     # -- reporting -------------------------------------------------------------------
-    def _progress(self, index: int, iteration: int, image: torch.Tensor, optimizer,
-                  loss_scale: float) -> Progress:
+    def _progress(self, index: int, iteration: int, image: torch.Tensor, optimizer, guard: "_Guard") -> Progress:
         snapshot = image.detach().clone()
         entry = self.history[-1]
         elapsed = time.monotonic() - self.started + self.elapsed_before
@@ -236,8 +237,8 @@ class _Optimisation:
             preview_factory=lambda: images.to_image(self._finish(snapshot)),
             checkpoint_factory=lambda: Checkpoint(
                 scale=index, iteration=iteration, image=snapshot.cpu(),
-                optimizer_state=copy.deepcopy(optimizer.state_dict()), loss_scale=loss_scale,
-                history=tuple(self.history),
+                optimizer_state=copy.deepcopy(optimizer.state_dict()), history=tuple(self.history),
+                **guard.checkpoint_fields(),
                 seed=self.config.seed, config=self.config.to_dict(), elapsed=elapsed),
         )
 
@@ -250,6 +251,55 @@ class _Optimisation:
             ratio = self.sizes[later][0] * self.sizes[later][1] / pixels
             left += self.plan[later] * per_iteration * ratio
         return left
+
+
+class _Guard:
+    """Gradient scaling and divergence recovery for one scale.
+
+    * The optimiser sees the cost scaled so that the first gradient's largest
+      component is FIRST_STEP. L-BFGS is not scale-free: its first step is
+      1/‖g‖₁ and it drops curvature pairs with sᵀy < 1e-10, after which its next
+      step is −g itself; with the raw cost (~1e6) that leap diverges, with this
+      scale it moves a pixel by at most FIRST_STEP. Reported terms stay in the
+      cost's own units.
+    * Without a line search L-BFGS can still overshoot (seen with a single shallow
+      style layer from noise): when the cost jumps past DIVERGED × the best seen,
+      the best image comes back and the optimiser's memory is cleared.
+    """
+
+    DIVERGED = 10.0
+    FIRST_STEP = 0.2  # the largest pixel change (0..1 units) of a plain gradient step
+
+    def __init__(self, loss_scale: float | None = None, best_loss: float = math.inf,
+                 best_image: torch.Tensor | None = None):
+        self.loss_scale, self.best_loss, self.best_image = loss_scale, best_loss, best_image
+
+    @classmethod
+    def from_checkpoint(cls, resume: Checkpoint | None, device: torch.device) -> "_Guard":
+        if resume is None:
+            return cls()
+        best = resume.best_image.to(device, copy=True) if resume.best_image is not None else None
+        return cls(resume.loss_scale, resume.best_loss, best)
+
+    def saw(self, loss: float, image: torch.Tensor) -> None:
+        """Called with the cost at `image`, before the optimiser moves it."""
+        if self.loss_scale is None:
+            largest = image.grad.abs().max().item()
+            self.loss_scale = self.FIRST_STEP / largest if largest > 0 else 1.0
+        if loss < self.best_loss:
+            self.best_loss, self.best_image = loss, image.detach().clone()
+
+    def diverged(self, loss: float) -> bool:
+        return not math.isfinite(loss) or loss > self.DIVERGED * self.best_loss
+
+    def restore(self, image: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        with torch.no_grad():
+            image.copy_(self.best_image)
+        optimizer.state.clear()  # a fresh L-BFGS memory (or Adam moments) from here
+
+    def checkpoint_fields(self) -> dict:
+        best = self.best_image.detach().cpu().clone() if self.best_image is not None else None
+        return {"loss_scale": self.loss_scale, "best_loss": self.best_loss, "best_image": best}
 
 
 def _simulated_oom_check(pixels: int) -> None:

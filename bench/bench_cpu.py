@@ -1,0 +1,136 @@
+"""CPU benchmark: the engine against the pastiche CLI and the classic reference output.
+
+    .venv/bin/python bench/bench_cpu.py            # the full run (~4 min on 2 cores)
+    .venv/bin/python bench/bench_cpu.py --smoke    # tiny sizes, checks the script works (CI)
+
+Prints, for tubingen.jpg + starry_night.jpg:
+* wall time of `python -m stylize` with the default preset at 512 px (a fresh process:
+  imports, weights and image loading included) and with the `fast` preset (256 px);
+* seconds per L-BFGS iteration at 512 px of the engine and of pastiche (20 steps each,
+  same weights, same start), and their ratio;
+* content and style cost (DESIGN.md's quality measure) of every result and of the
+  classic neural-style reference (1000 L-BFGS iterations), and whether the default
+  result dominates the reference.
+Writes bench/out/side_by_side.png and bench/out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import stylize  # noqa: E402
+from stylize import quality  # noqa: E402
+
+IMAGES = ROOT.parent / "shared" / "images"
+CONTENT = IMAGES / "content" / "tubingen.jpg"
+STYLE = IMAGES / "style" / "starry_night.jpg"
+REFERENCE = IMAGES / "reference" / "tubingen_starry.png"
+OUT = ROOT / "bench" / "out"
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def engine_cli(output: Path, *extra: str) -> float:
+    return timed([sys.executable, "-m", "stylize", str(CONTENT), str(STYLE), "-o", str(output),
+                  "--seed", "1", "--quiet", *extra])[0]
+
+
+def pastiche_cli(output: Path, size: int, steps: int) -> tuple[float, float]:
+    """(wall seconds, seconds per step) of the pastiche CLI, from its own per-step log."""
+    wall, log = timed([sys.executable, "-m", "pastiche", "--content", str(CONTENT), "--styles", str(STYLE),
+                       "--output", str(output), "--size", str(size), "--num-steps", str(steps),
+                       "--device", "cpu", "--seed", "1", "--info-step", "1"])
+    elapsed = {int(m[1]): float(m[2]) for m in re.finditer(r"^(\d+)\s+([\d.]+)\s", log, re.M)}
+    return wall, (elapsed[steps] - elapsed[1]) / (steps - 1)
+
+
+def engine_seconds_per_iteration(size: int, steps: int) -> float:
+    """Same measure in-process: single scale, content start, L-BFGS, `steps` iterations."""
+    stamps = []
+    config = stylize.StyleConfig(size=size, scales=1, iterations=steps, seed=1)
+    stylize.run(stylize.load_image(CONTENT), [stylize.load_image(STYLE)], config,
+                on_progress=lambda p: stamps.append(time.perf_counter()))
+    return (stamps[-1] - stamps[0]) / (steps - 1)
+
+
+def side_by_side(named: dict[str, Path], height: int) -> Image.Image:
+    tiles = []
+    for label, path in named.items():
+        img = Image.open(path).convert("RGB")
+        img = img.resize((round(img.width * height / img.height), height), Image.Resampling.LANCZOS)
+        tile = Image.new("RGB", (img.width, height + 22), "white")
+        tile.paste(img, (0, 22))
+        ImageDraw.Draw(tile).text((6, 5), label, fill="black")
+        tiles.append(tile)
+    sheet = Image.new("RGB", (sum(t.width for t in tiles) + 8 * (len(tiles) - 1), height + 22), "white")
+    x = 0
+    for tile in tiles:
+        sheet.paste(tile, (x, 0))
+        x += tile.width + 8
+    return sheet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the script, not the speed")
+    args = parser.parse_args()
+    size, fast_size, steps = (64, 48, 3) if args.smoke else (512, 256, 20)
+    OUT.mkdir(parents=True, exist_ok=True)
+    content, style = stylize.load_image(CONTENT), stylize.load_image(STYLE)
+    out = {name: OUT / f"{name}.png" for name in ("default", "fast", "pastiche")}
+
+    default_args = ("--size", str(size), "--coarse-iterations", "2", "--iterations", "2") if args.smoke else ()
+    fast_args = ("--preset", "fast") + (("--size", str(fast_size), "--coarse-iterations", "2", "--iterations", "2")
+                                        if args.smoke else ())
+    report = {"default_wall_s": engine_cli(out["default"], *default_args),
+              "fast_wall_s": engine_cli(out["fast"], *fast_args)}
+    report["pastiche_wall_s"], report["pastiche_s_per_it"] = pastiche_cli(out["pastiche"], size, steps)
+    report["engine_s_per_it"] = engine_seconds_per_iteration(size, steps)
+    report["per_it_ratio_engine_over_pastiche"] = report["engine_s_per_it"] / report["pastiche_s_per_it"]
+
+    reference = Image.open(REFERENCE).convert("RGB")
+    if args.smoke:
+        reference = reference.resize(Image.open(out["default"]).size)
+    costs = {"reference": quality.measure(reference, content, style)}
+    for name, path in out.items():
+        costs[name] = quality.measure(Image.open(path).convert("RGB"), content, style)
+    report["costs"] = {k: {"content": v.content, "style": v.style} for k, v in costs.items()}
+    report["default_dominates_reference"] = costs["default"].dominates(costs["reference"])
+
+    sheet = side_by_side({"content": CONTENT, "reference (1000 it)": REFERENCE, "default": out["default"],
+                          f"pastiche ({steps} it)": out["pastiche"], "fast": out["fast"]},
+                         height=Image.open(out["default"]).height)
+    sheet.save(OUT / "side_by_side.png")
+    (OUT / "results.json").write_text(json.dumps(report, indent=2))
+
+    print(f"default preset, {size} px:   {report['default_wall_s']:6.1f} s wall (fresh process, loading included)")
+    print(f"fast preset, {fast_size} px:      {report['fast_wall_s']:6.1f} s wall")
+    print(f"pastiche {steps} steps:         {report['pastiche_wall_s']:6.1f} s wall")
+    print(f"s/iteration at {size} px:     engine {report['engine_s_per_it']:.3f}, "
+          f"pastiche {report['pastiche_s_per_it']:.3f}, ratio {report['per_it_ratio_engine_over_pastiche']:.2f}")
+    for name, c in costs.items():
+        print(f"  {name:10} content {c.content:12.4g}   style {c.style:12.4g}")
+    print(f"default dominates reference: {report['default_dominates_reference']}")
+    print(f"side by side: {OUT / 'side_by_side.png'}")
+
+
+if __name__ == "__main__":
+    main()
