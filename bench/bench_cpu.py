@@ -5,7 +5,8 @@
 
 Prints, for tubingen.jpg + starry_night.jpg:
 * wall time of `python -m stylize` with the default preset at 512 px (a fresh process:
-  imports, weights and image loading included) and with the `fast` preset (256 px);
+  imports, weights and image loading included), the same with bf16 convolutions, and
+  with the `fast` preset (256 px);
 * seconds per L-BFGS iteration at 512 px of the engine and of pastiche (20 steps each,
   same weights, same start), and their ratio;
 * content and style cost (DESIGN.md's quality measure) of every result and of the
@@ -95,12 +96,13 @@ def main() -> None:
     size, fast_size, steps = (64, 48, 3) if args.smoke else (512, 256, 20)
     OUT.mkdir(parents=True, exist_ok=True)
     content, style = stylize.load_image(CONTENT), stylize.load_image(STYLE)
-    out = {name: OUT / f"{name}.png" for name in ("default", "fast", "pastiche")}
+    out = {name: OUT / f"{name}.png" for name in ("default", "default_bf16", "fast", "pastiche")}
 
     default_args = ("--size", str(size), "--coarse-iterations", "2", "--iterations", "2") if args.smoke else ()
     fast_args = ("--preset", "fast") + (("--size", str(fast_size), "--coarse-iterations", "2", "--iterations", "2")
                                         if args.smoke else ())
     report = {"default_wall_s": engine_cli(out["default"], *default_args),
+              "default_bf16_wall_s": engine_cli(out["default_bf16"], "--precision", "bf16", *default_args),
               "fast_wall_s": engine_cli(out["fast"], *fast_args)}
     report["pastiche_wall_s"], report["pastiche_s_per_it"] = pastiche_cli(out["pastiche"], size, steps)
     report["engine_s_per_it"] = engine_seconds_per_iteration(size, steps)
@@ -114,6 +116,7 @@ def main() -> None:
         costs[name] = quality.measure(Image.open(path).convert("RGB"), content, style)
     report["costs"] = {k: {"content": v.content, "style": v.style} for k, v in costs.items()}
     report["default_dominates_reference"] = costs["default"].dominates(costs["reference"])
+    report["default_bf16_dominates_reference"] = costs["default_bf16"].dominates(costs["reference"])
 
     sheet = side_by_side({"content": CONTENT, "reference (1000 it)": REFERENCE, "default": out["default"],
                           f"pastiche ({steps} it)": out["pastiche"], "fast": out["fast"]},
@@ -122,13 +125,15 @@ def main() -> None:
     (OUT / "results.json").write_text(json.dumps(report, indent=2))
 
     print(f"default preset, {size} px:   {report['default_wall_s']:6.1f} s wall (fresh process, loading included)")
+    print(f"default, bf16 convolutions: {report['default_bf16_wall_s']:6.1f} s wall")
     print(f"fast preset, {fast_size} px:      {report['fast_wall_s']:6.1f} s wall")
     print(f"pastiche {steps} steps:         {report['pastiche_wall_s']:6.1f} s wall")
     print(f"s/iteration at {size} px:     engine {report['engine_s_per_it']:.3f}, "
           f"pastiche {report['pastiche_s_per_it']:.3f}, ratio {report['per_it_ratio_engine_over_pastiche']:.2f}")
     for name, c in costs.items():
         print(f"  {name:10} content {c.content:12.4g}   style {c.style:12.4g}")
-    print(f"default dominates reference: {report['default_dominates_reference']}")
+    print(f"default dominates reference: {report['default_dominates_reference']}"
+          f" (bf16: {report['default_bf16_dominates_reference']})")
     print(f"side by side: {OUT / 'side_by_side.png'}")
 
 

@@ -87,7 +87,7 @@ class _Optimisation:
         self.net = features_for(c.layers(), c.pooling, c.weights, self.device)
         self.sizes = [images.fit_long_side(*self.content.size, s) for s in c.scale_sizes()]
         self.plan = [c.iterations_at(i, len(self.sizes)) for i in range(len(self.sizes))]
-        self.autocast = self.device.type == "cuda" and c.precision == "bf16"
+        self.autocast = c.precision == "bf16"
 
     def run(self, resume: Checkpoint | None) -> torch.Tensor:
         image, first_scale = None, 0
@@ -223,7 +223,7 @@ class _Optimisation:
         return images.to_tensor(img).to(self.device).contiguous(memory_format=torch.channels_last)
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
     # -- reporting -------------------------------------------------------------------
     def _progress(self, index: int, iteration: int, image: torch.Tensor, optimizer, guard: "_Guard") -> Progress:

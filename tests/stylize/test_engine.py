@@ -323,3 +323,10 @@ def test_it_recovers_when_lbfgs_overshoots_on_a_single_shallow_layer(content_ima
     jumps = [i for i in range(1, len(losses)) if losses[i] > engine._Guard.DIVERGED * best_so_far[i - 1]]
     assert all(losses[i + 1] <= best_so_far[i] * 1.0001 for i in jumps if i + 1 < len(losses))
     assert losses[-1] < losses[0] / 2
+
+
+def test_bf16_convolutions_still_lower_the_cost(content_image, style_image):
+    config = small(precision="bf16", iterations=6, seed=3)
+    history = stylize.run(content_image, [style_image], config).history
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert all(isinstance(entry["loss"], float) for entry in history)  # costs stay fp32 numbers
