@@ -149,7 +149,7 @@ class _Optimisation:
             self.scale_times[index] = (time.monotonic() - scale_start) / (iteration + 1 - done)
             if self.on_progress:
                 self.on_progress(self._progress(index, iteration + 1, image, optimizer, guard))
-        return image.detach()
+        return guard.better_of(image.detach(), lambda: self._loss(image, targets, {}).item())
 
     def _targets(self, width: int, height: int) -> dict:
         """Content activations and blended style Grams at this scale (no gradient needed)."""
@@ -296,6 +296,15 @@ class _Guard:
         with torch.no_grad():
             image.copy_(self.best_image)
         optimizer.state.clear()  # a fresh L-BFGS memory (or Adam moments) from here
+
+    def better_of(self, last: torch.Tensor, cost_of_last: Callable[[], float]) -> torch.Tensor:
+        """The last image unless the last step made it worse than the best seen (one extra
+        forward pass; the last step's outcome is otherwise never evaluated)."""
+        if self.best_image is None:
+            return last
+        with torch.no_grad():
+            cost = cost_of_last()
+        return last if math.isfinite(cost) and cost <= self.best_loss else self.best_image
 
     def checkpoint_fields(self) -> dict:
         best = self.best_image.detach().cpu().clone() if self.best_image is not None else None

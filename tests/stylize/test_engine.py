@@ -330,3 +330,11 @@ def test_bf16_convolutions_still_lower_the_cost(content_image, style_image):
     history = stylize.run(content_image, [style_image], config).history
     assert history[-1]["loss"] < history[0]["loss"]
     assert all(isinstance(entry["loss"], float) for entry in history)  # costs stay fp32 numbers
+
+
+@pytest.mark.parametrize("last_cost, keeps_last", [(0.5, True), (1.0, True), (2.0, False), (float("nan"), False)])
+def test_a_scale_ends_on_its_best_image_when_the_last_step_made_things_worse(last_cost, keeps_last):
+    best, last = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    guard = engine._Guard(loss_scale=1.0, best_loss=1.0, best_image=best)
+    chosen = guard.better_of(last, lambda: last_cost)
+    assert chosen is (last if keeps_last else best)
