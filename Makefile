@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test stylize bench bench-gpu clean
+.PHONY: test run stylize bench bench-gpu clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,9 +13,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright's own browser download cannot work offline).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q
 	$(PY) bench/bench_cpu.py --smoke
+
+# The whole service on this machine: migrate, a first admin, a broker, a worker, the web
+# server; prints the URL, Ctrl-C stops it all (scripts/run_local.py says how).
+run: $(STAMP)
+	$(PY) scripts/run_local.py
 
 # make stylize ARGS="content.jpg style.jpg -o out.png --preset fast"
 stylize: $(STAMP)

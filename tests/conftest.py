@@ -21,3 +21,40 @@ def python_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     return env
+
+
+# -- the web service's tests (tests/webapp, tests/integration) ---------------------------
+
+SHARED_IMAGES = REPO_ROOT.parent / "shared" / "images"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
+    """Keep a SQLite test database in a file, not in memory: the integration tests' worker
+    subprocesses open the same database. (A PostgreSQL DATABASE_URL is used as it is.)"""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def sample_photo():
+    """sample_photo(kind, name, long_side=48, format="PNG") -> the bytes of a real sample photo
+    from ../shared/images, scaled down (kind: "content" or "style")."""
+    import io
+
+    from stylize import images
+
+    def make(kind: str, name: str, long_side: int = 48, format: str = "PNG") -> bytes:
+        path = SHARED_IMAGES / kind / name
+        if not path.is_file():
+            pytest.fail(f"sample photo {path} is missing; the tests need the shared images folder")
+        img = images.load_image(path)
+        img = images.resize(img, images.fit_long_side(*img.size, long_side))
+        out = io.BytesIO()
+        img.save(out, format=format)
+        return out.getvalue()
+
+    return make

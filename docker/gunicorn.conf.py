@@ -1,0 +1,12 @@
+"""gunicorn's settings for the `web` service of docker-compose.yml (the image's default command)."""
+
+import os
+
+wsgi_app = "wsgi:application"  # docker/wsgi.py: Django plus WhiteNoise for the static files
+pythonpath = os.path.dirname(os.path.abspath(__file__))  # where wsgi.py is; /app (the project) is the cwd
+bind = "0.0.0.0:8000"
+# Each worker process imports torch (the models reach the engine's config): a few hundred MB each.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 3)
+timeout = 120  # s; an upload of UPLOAD_MAX_BYTES over a slow link
+worker_tmp_dir = "/dev/shm"  # heartbeat files off the container's overlay filesystem
+accesslog = "-"

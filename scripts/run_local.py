@@ -1,0 +1,339 @@
+#!/usr/bin/env python
+"""`make run`: the whole service on this machine, for trying it out and for development.
+
+It migrates the database, makes a first admin account, picks a broker, starts one
+Celery worker and Django's development server, prints the URL, and stops everything it
+started on Ctrl-C or SIGTERM (a second Ctrl-C kills at once).
+
+The broker is the first of:
+  1. CELERY_BROKER_URL or REDIS_URL from the environment;
+  2. a private redis-server on a free port, its data in VAR_DIR/redis (if one is on PATH);
+  3. Celery's filesystem transport in VAR_DIR/broker: no server at all, one machine only.
+
+Environment (besides everything webapp/settings.py reads): PORT (8000; another free one
+if that is taken), HOST (127.0.0.1; an IPv4 address, 0.0.0.0 for all), VAR_DIR (var/: database, uploads, broker, Redis),
+ADMIN_PASSWORD (the first admin's password; else a random one, printed once), DEBUG (1).
+
+The children's output comes to this terminal, each line prefixed with its name. Every
+child runs in a process group of its own, so stopping one stops the processes it
+started too (the worker's pool), and the terminal's Ctrl-C reaches only this launcher,
+which stops them in order: web and worker first, then Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+STOP_GRACE_SECONDS = 10  # a worker in the middle of a job gets this long before it is killed
+READY_TIMEOUT_SECONDS = 180  # the worker imports torch; a cold first start on a small machine is slow
+ADMIN_MARKER = "run_local admin:"  # how the `prepare` step reports the admin account to its parent
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_print_lock = threading.RLock()  # re-entrant: a signal handler may print while the main thread is printing
+
+
+def say(text: str) -> None:
+    with _print_lock:
+        print(text, flush=True)
+
+
+class Stop(Exception):
+    """A stop was asked for (Ctrl-C, SIGTERM, SIGHUP)."""
+
+
+class _Starting:
+    """While a child is being started, a stop is held back until it is on the list of children:
+    one raised in between would leave it running with nobody to stop it. (Blocking the signals
+    instead would not do: a child inherits the blocked mask.)"""
+
+    active = False
+    held: Stop | None = None
+
+
+class Child:
+    """A process in a process group of its own, its output copied to ours with a prefix."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], children: list[Child],
+                 ready_text: str | None = None):
+        self.name = name
+        self.ready = threading.Event()
+        self._ready_text = ready_text
+        _Starting.active = True
+        try:
+            self.process = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            children.append(self)
+        finally:
+            _Starting.active = False
+        self._pump = threading.Thread(target=self._copy_output, name=f"{name}-output", daemon=True)
+        self._pump.start()
+        if _Starting.held:
+            raise _Starting.held
+
+    def _copy_output(self) -> None:
+        for raw in self.process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if self._ready_text and self._ready_text in line:
+                self.ready.set()
+            say(f"[{self.name}] {line}")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def terminate(self) -> None:
+        """Ask the group's leader to stop; it stops its own children (a warm shutdown for Celery)."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left in the process group, the leader included."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # nothing left in it
+
+    def reap(self) -> None:
+        self.process.wait()
+        self._pump.join(timeout=2)
+
+
+def stop_all(children: list[Child]) -> None:
+    """Web and worker first (they use the broker), then the broker; SIGKILL whatever outlives the grace."""
+    app = [c for c in children if c.name != "redis"]
+    for group in (app, [c for c in children if c.name == "redis"]):
+        for child in group:
+            child.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in group:
+            try:
+                child.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say(f"[run] {child.name} did not stop within {STOP_GRACE_SECONDS} s; killing it")
+    for child in children:
+        child.kill_group()  # also any grandchild the leader left behind
+        child.reap()
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def choose_port(host: str) -> int:
+    wanted = int(os.environ.get("PORT") or 8000)
+    if port_is_free(host, wanted):
+        return wanted
+    port = free_port(host)
+    say(f"[run] port {wanted} is taken; using {port}")
+    return port
+
+
+def start_broker(env: dict[str, str], var_dir: Path, children: list[Child]) -> str:
+    """Puts the broker's URL in `env` (REDIS_URL or CELERY_BROKER_URL) unless the environment names one;
+    returns a line that describes the broker."""
+    if env.get("CELERY_BROKER_URL"):
+        if env["CELERY_BROKER_URL"].startswith("memory://"):
+            raise SystemExit("CELERY_BROKER_URL=memory:// works within one process only; unset it for make run")
+        return f"{env['CELERY_BROKER_URL']} (CELERY_BROKER_URL)"
+    if env.get("REDIS_URL"):
+        return f"{env['REDIS_URL']} (REDIS_URL)"
+    binary = shutil.which("redis-server", path=env.get("PATH"))
+    if binary is None:
+        env["CELERY_BROKER_URL"] = "filesystem://"
+        return (f"Celery's filesystem transport in {var_dir / 'broker'} (no redis-server on PATH; "
+                f"set REDIS_URL or install redis-server for acknowledgements and priorities)")
+    import redis  # in requirements.txt (celery[redis])
+
+    data = var_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    # AOF: queued jobs survive a restart of `make run`, as their rows in the database do.
+    redis_server = Child("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                                   "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction",
+                                   "--daemonize", "no"], env, children)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if not redis_server.alive() or time.monotonic() > deadline:
+                raise SystemExit("redis-server did not start (its output is above); set REDIS_URL to use another")
+            time.sleep(0.05)
+    client.close()
+    env["REDIS_URL"] = url
+    return f"{url} (a private redis-server, data in {data})"
+
+
+def prepare(env: dict[str, str]) -> str:
+    """Migrate and make sure an admin exists, in a child Python (Django imports torch through the
+    models; this launcher stays small). Returns the line that describes the admin login."""
+    admin_password = env.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    report = ""
+    with subprocess.Popen([PYTHON, __file__, "prepare"], cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, env={**env, "ADMIN_PASSWORD": admin_password}) as process:
+        try:
+            for raw in process.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                if line.startswith(ADMIN_MARKER):
+                    report = line[len(ADMIN_MARKER):].strip()
+                else:
+                    say(f"[setup] {line}")
+        except BaseException:  # a stop: this child has none of its own, so killing it is enough
+            process.kill()
+            raise
+    if process.returncode != 0:
+        raise SystemExit(f"setting up the database failed (exit code {process.returncode}; output above)")
+    if report == "created":
+        where = "from ADMIN_PASSWORD" if env.get("ADMIN_PASSWORD") else "new; shown only this once"
+        return f"username admin, password {admin_password} ({where})"
+    names = report.removeprefix("existing ")
+    return (f"username {names} (made by an earlier run; `.venv/bin/python manage.py changepassword "
+            f"{names.split(',')[0]}` sets a new password)")
+
+
+def prepare_database() -> None:
+    """`run_local.py prepare`: runs in the child that prepare() starts."""
+    import django
+    from django.core.management import call_command
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=1)
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects
+    existing = list(users.filter(is_superuser=True).order_by("pk").values_list("username", flat=True)[:3])
+    if existing:
+        print(f"{ADMIN_MARKER} existing {','.join(existing)}")
+    else:
+        users.create_superuser("admin", email="", password=os.environ["ADMIN_PASSWORD"])
+        print(f"{ADMIN_MARKER} created")
+
+
+def wait_until_ready(url: str, children: list[Child]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    web_up = False
+    while not (web_up and all(c.ready.is_set() for c in children if c.name == "worker")):
+        for child in children:
+            if not child.alive():
+                raise SystemExit(f"{child.name} exited with code {child.process.returncode} while starting "
+                                 f"(its output is above)")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the service was not ready after {READY_TIMEOUT_SECONDS} s (output above)")
+        if not web_up:
+            try:
+                with urllib.request.urlopen(url + "health/", timeout=2) as response:
+                    web_up = response.status == 200
+            except OSError:
+                pass
+        time.sleep(0.2)
+
+
+def run(children: list[Child]) -> int:
+    var_dir = Path(os.environ.get("VAR_DIR") or REPO / "var").expanduser().resolve()
+    env = {**os.environ, "VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
+    env.setdefault("DEBUG", "1")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    host = env.get("HOST") or "127.0.0.1"
+    port = choose_port(host)
+    url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+
+    broker = start_broker(env, var_dir, children)
+    admin = prepare(env)
+    # One worker process on the gpu queue, as in production (one per GPU); without the
+    # cluster chatter (gossip, mingle, heartbeats) that one local worker has no use for.
+    Child("worker", [PYTHON, "-m", "celery", "-A", "webapp", "worker", "-Q", "gpu", "-c", "1", "--pool", "prefork",
+                     "-n", f"local-{port}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+          env, children, ready_text=" ready.")
+    # Django's development server: with DEBUG=1 it serves static/ itself. No autoreload, so
+    # the process this launcher watches is the one that serves.
+    Child("web", [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"], env, children)
+    wait_until_ready(url, children)
+
+    say("\n".join([
+        "",
+        f"==> The style transfer service is running at {url}",
+        f"    admin:  {url}admin/  {admin}",
+        f"    broker: {broker}",
+        f"    data:   {var_dir} (database, uploads, results)",
+        "    Ctrl-C stops everything.",
+        "",
+    ]))
+    while True:
+        for child in children:
+            if not child.alive():
+                say(f"[run] {child.name} exited with code {child.process.returncode}; stopping everything")
+                return 1
+        time.sleep(0.3)
+
+
+def main() -> int:
+    children: list[Child] = []
+
+    def on_signal(handler) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, handler)
+
+    def ask_to_stop(signum, _frame):
+        on_signal(kill_now)  # from here on, a second signal kills
+        stop = Stop(signal.Signals(signum).name)
+        if _Starting.active:
+            _Starting.held = stop
+        else:
+            raise stop
+
+    def kill_now(_signum, _frame):
+        say("[run] killing everything now")
+        for child in children:
+            child.kill_group()
+        os._exit(130)
+
+    on_signal(ask_to_stop)
+    code = 0
+    try:
+        code = run(children)
+    except Stop as stop:
+        say(f"[run] {stop} received; stopping (Ctrl-C again kills at once)")
+    except SystemExit as error:
+        if not isinstance(error.code, int):
+            say(f"[run] {error.code}")
+        code = 1 if error.code else 0
+    finally:
+        on_signal(kill_now)
+        stop_all(children)
+    say("[run] stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))  # `scripts/` is this file's folder; the project's packages are one up
+    if sys.argv[1:] == ["prepare"]:
+        prepare_database()
+    else:
+        sys.exit(main())

@@ -1,0 +1,104 @@
+"""The Celery app: one `gpu` queue, JSON only, and settings for not losing jobs.
+
+Run a worker per GPU, one process each, on the `gpu` queue:
+
+    CUDA_VISIBLE_DEVICES=0 celery -A webapp worker -Q gpu -c 1 -n gpu0@%h
+    CUDA_VISIBLE_DEVICES=1 celery -A webapp worker -Q gpu -c 1 -n gpu1@%h
+
+CUDA_VISIBLE_DEVICES is set per worker by whoever starts it (an ops concern, not
+this module's). Nothing here, nor in anything the worker's parent process
+imports, touches CUDA: the prefork pool forks its children, and a CUDA context
+does not survive a fork. The engine picks its device in the child, per job.
+
+Reliability: a job's message is acknowledged only after the task returns
+(acks_late), and put back when the worker process dies under it
+(reject_on_worker_lost), so a crash or an OOM kill does not lose the job. The
+database's attempts cap (webapp/jobs.py) stops a job that kills its worker every
+time from going round forever. Redis re-delivers an unacknowledged message after
+visibility_timeout, so that is longer than the hard time limit: a job still
+running legitimately is never handed to a second worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from celery import Celery, signals
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+from django.conf import settings  # noqa: E402 (after DJANGO_SETTINGS_MODULE is set)
+
+log = logging.getLogger(__name__)
+
+QUEUE = "gpu"
+VISIBILITY_MARGIN_SECONDS = 600
+
+
+def broker_transport_options(broker_url: str, hard_time_limit: int, broker_dir: Path) -> dict:
+    """Options of the transport `broker_url` names."""
+    scheme = broker_url.split("://", 1)[0]
+    if scheme in ("redis", "rediss", "sentinel"):
+        return {
+            "visibility_timeout": hard_time_limit + VISIBILITY_MARGIN_SECONDS,
+            # One Redis list per priority 0 … 9, served lowest number first (jobs.broker_priority).
+            "priority_steps": list(range(10)),
+            "sep": ":",
+        }
+    if scheme == "filesystem":
+        # One machine, no server: messages are files in a folder both sides share. A message
+        # is deleted once read, its acknowledgement kept in the worker's memory only (it
+        # survives a lost pool process, not a killed worker), and there are no priorities:
+        # a local run's transport, not production's.
+        folders = {"data_folder_in": broker_dir / "queue", "data_folder_out": broker_dir / "queue",
+                   "processed_folder": broker_dir / "processed", "control_folder": broker_dir / "control"}
+        for folder in folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        return {**{k: str(v) for k, v in folders.items()}, "store_processed": False}
+    return {}
+
+
+app = Celery("webapp", include=["webapp.tasks"])
+app.conf.update(
+    broker_url=settings.CELERY_BROKER_URL,
+    broker_transport_options=broker_transport_options(
+        settings.CELERY_BROKER_URL, settings.JOB_HARD_TIME_LIMIT, settings.BROKER_DIR),
+    broker_connection_retry_on_startup=True,
+    # Only the job id crosses the broker, as JSON: no pickle, so no code in messages.
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    # State lives in the database (jobs.py); no result backend to run or fill.
+    result_backend=None,
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    # A worker holds one job at a time: a long job must not sit on messages other
+    # workers could run.
+    worker_prefetch_multiplier=1,
+    # A lost broker connection means the running job's message will be delivered again;
+    # stop the job now rather than run it twice.
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    task_soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
+    task_time_limit=settings.JOB_HARD_TIME_LIMIT,
+    task_queues=[Queue(QUEUE, routing_key=QUEUE)],
+    task_default_queue=QUEUE,
+    task_routes={"webapp.run_style_job": {"queue": QUEUE}},
+    task_default_priority=4,  # jobs.broker_priority(0)
+    worker_max_tasks_per_child=settings.CELERY_WORKER_MAX_TASKS_PER_CHILD or None,
+    worker_send_task_events=False,
+    timezone=settings.TIME_ZONE,
+    enable_utc=True,
+)
+
+
+@signals.setup_logging.connect
+def use_django_logging(**_kwargs) -> None:
+    """One logging configuration, settings.LOGGING (level LOG_LEVEL), for the web server and the
+    workers: with a receiver for this signal Celery leaves logging alone (and ignores --loglevel)."""
+    from logging.config import dictConfig
+
+    dictConfig(settings.LOGGING)

@@ -1,0 +1,390 @@
+"""The job lifecycle; the only module that changes a StyleJob's status.
+
+    create_job ──> queued ──claim──> running ──finish──> succeeded
+                     │  ^               │ ├──fail──────> failed ──┐
+                     │  │               │ └──(Cancelled)> cancelled ─┤
+                     └──┼──cancel───────┴─────────────────> cancelled │
+                        └──────────────requeue────────────────────────┘
+
+Every transition is one conditional UPDATE (`... WHERE status = <expected>`), so
+two workers, or a worker and a person pressing Cancel, can never both win. A
+worker owns a running job for one *attempt* (the value of `attempts` its claim
+set): every write it makes is conditional on that attempt, so a worker that was
+presumed dead and replaced finds its writes refused (JobSuperseded) and stops.
+
+Re-delivery: the Celery task is acks_late + reject_on_worker_lost, so a message
+whose worker process died is delivered again. The row names the one message
+(task_id) that may run it; that same message arriving for a job still marked
+running means its previous worker is gone, so claim() takes the job over (one
+more attempt) and the task resumes from the stored checkpoint. `max_attempts`
+caps this, so a job that kills its worker every time ends as failed, not in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Mapping, Sequence
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+import stylize
+
+from . import storage
+from .celery import QUEUE
+from .models import Batch, JobArtifact, JobStyle, StyleImage, StyleJob, WorkerHeartbeat
+
+log = logging.getLogger(__name__)
+
+Status = StyleJob.Status
+MIN_PRIORITY, MAX_PRIORITY = -9, 9
+# Options the server decides: which device a worker uses, and which weights file it reads
+# (a path there would let a person make the worker open any file on it).
+SERVER_CHOSEN_OPTIONS = ("device", "weights")
+PROGRESS_FIELDS = frozenset({
+    "progress", "scale", "num_scales", "iteration", "iterations", "step", "total_steps", "loss",
+    "eta_seconds", "elapsed_seconds", "loss_history", "preview", "checkpoint", "device"})
+_ERROR_MAX_CHARS = 2000
+_TRACEBACK_MAX_CHARS = 20000
+
+
+class JobError(Exception):
+    """A request about a job that cannot be done; the message is meant for the person who made it.
+    `field` names the input at fault, when there is one, so a form can show it there."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class JobLimitReached(JobError):
+    """The owner already has JOBS_PER_USER jobs queued or running."""
+
+
+class JobInputError(JobError):
+    """The images or batch given for a new job cannot be used (not the owner's, too many, none)."""
+
+
+class JobStateError(JobError):
+    """The job is in a state that does not allow this (cancel a finished job, requeue a running one)."""
+
+
+class JobSuperseded(Exception):
+    """A worker's claim on a job is no longer valid (finished, cancelled or taken over elsewhere)."""
+
+
+# -- create --------------------------------------------------------------------------------
+
+def validate_params(params: Mapping, num_styles: int, preset: str | None = None) -> stylize.StyleConfig:
+    """The StyleConfig for untrusted params, within this server's limits; raises stylize.ConfigError."""
+    if not isinstance(params, Mapping):
+        raise stylize.ConfigError("params", "must be an object of option names to values")
+    for name in SERVER_CHOSEN_OPTIONS:
+        if name in params:
+            raise stylize.ConfigError(name, "is chosen by the server and cannot be set")
+    config = stylize.StyleConfig.from_dict(params, preset=preset)
+    if config.size > settings.OUTPUT_MAX_SIZE:
+        raise stylize.ConfigError("size", f"must be at most {settings.OUTPUT_MAX_SIZE} px on this server, "
+                                          f"not {config.size}")
+    if config.init == "image":
+        raise stylize.ConfigError("init", "starting from a given image is not offered here; "
+                                          "choose content or random")
+    config.blend_weights(num_styles)  # one blend weight per style image, when given
+    return config
+
+
+def create_job(owner, content: StyleImage, styles: Sequence[StyleImage], params: Mapping, *,
+               priority: int = 0, batch: Batch | None = None, preset: str | None = None) -> StyleJob:
+    """A queued job, sent to the `gpu` queue once the surrounding transaction commits.
+
+    Raises stylize.ConfigError (bad params, `.field` names the option), JobInputError
+    or JobLimitReached.
+    """
+    styles = list(styles)
+    _check_inputs(owner, content, styles, batch)
+    config = validate_params(params, len(styles), preset)
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise JobInputError(f"Priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}.", "priority")
+    with transaction.atomic():
+        # Locking the owner's row makes the count below and the insert one step for this
+        # owner (PostgreSQL); SQLite's IMMEDIATE transactions serialise them anyway.
+        list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+        active = StyleJob.objects.filter(owner=owner, status__in=StyleJob.ACTIVE).count()
+        if active >= settings.JOBS_PER_USER:
+            raise JobLimitReached(
+                f"You already have {active} jobs queued or running, the most allowed at once; "
+                f"wait for one to finish or cancel one.")
+        job = StyleJob.objects.create(
+            owner=owner, batch=batch, priority=priority, params=config.to_dict(), content=content,
+            max_attempts=settings.JOB_MAX_ATTEMPTS, task_id=_new_task_id())
+        JobStyle.objects.bulk_create(JobStyle(job=job, image=image, position=i) for i, image in enumerate(styles))
+        _enqueue_on_commit(job)
+    log.info("job %s created by user %s: %d style(s), size %d, priority %d",
+             job.id, owner.pk, len(styles), config.size, priority)
+    return job
+
+
+def _check_inputs(owner, content: StyleImage, styles: list[StyleImage], batch: Batch | None) -> None:
+    if content.owner_id != owner.pk:
+        raise JobInputError("The content image was not found among your images.", "content")
+    if not styles:
+        raise JobInputError("Choose at least one style image.", "styles")
+    if len(styles) > settings.JOB_MAX_STYLES:
+        raise JobInputError(f"Choose at most {settings.JOB_MAX_STYLES} style images.", "styles")
+    if any(style.owner_id != owner.pk for style in styles):
+        raise JobInputError("A style image was not found among your images.", "styles")
+    if batch is not None and batch.owner_id != owner.pk:
+        raise JobInputError("The batch was not found among your batches.", "batch")
+
+
+def broker_priority(priority: int) -> int:
+    """The job's priority (higher first, -9 … 9) as a Redis lane: 0 is served first, 9 last."""
+    clamped = max(MIN_PRIORITY, min(MAX_PRIORITY, priority))
+    return (MAX_PRIORITY - clamped) // 2
+
+
+def _new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _enqueue_on_commit(job: StyleJob, countdown: float | None = None) -> None:
+    """Send the job's message once the row is committed (a worker must find what it is told about).
+    Only the id crosses the broker."""
+    job_id, task_id, lane = str(job.id), job.task_id, broker_priority(job.priority)
+
+    def send() -> None:
+        from .tasks import run_style_job  # tasks imports this module
+
+        try:
+            run_style_job.apply_async(args=[job_id], task_id=task_id, queue=QUEUE, priority=lane,
+                                      countdown=countdown)
+        except Exception:
+            # The row is committed and stays queued: requeue() sends it again.
+            log.exception("could not send job %s to the broker; it stays queued until requeued", job_id)
+
+    transaction.on_commit(send)
+
+
+# -- the worker's side ----------------------------------------------------------------------
+
+def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | None:
+    """Mark the job running for this worker (one conditional UPDATE) and return it, or None if
+    it is not this worker's to run: claimed by someone else, finished, cancelled, or out of attempts.
+
+    With `task_id`, only the message the row names may claim it; that message may also
+    take over a job left running by a worker that died (see the module docstring).
+    """
+    try:
+        uuid.UUID(str(job_id))
+    except ValueError:
+        log.error("a message named job %r, which is not a job id; ignored", job_id)
+        return None
+    now = timezone.now()
+    claimable = Q(status=Status.QUEUED)
+    if task_id:
+        claimable = Q(status__in=StyleJob.ACTIVE, task_id=task_id)
+    # One transaction, so the row read back is the one this UPDATE wrote (the row stays locked
+    # until commit): another claim in between would otherwise give both the same attempt.
+    with transaction.atomic():
+        claimed = StyleJob.objects.filter(claimable, pk=job_id, attempts__lt=F("max_attempts")).update(
+            status=Status.RUNNING, attempts=F("attempts") + 1, started=now, last_heartbeat=now,
+            worker_host=worker_host[:255], finished=None, error="", error_traceback="")
+        job = StyleJob.objects.select_related("content").get(pk=job_id) if claimed else None
+    if job is not None:
+        log.info("job %s claimed by %s (attempt %d of %d)", job_id, worker_host, job.attempts, job.max_attempts)
+        return job
+    exhausted = list(StyleJob.objects.filter(claimable, pk=job_id, attempts__gte=F("max_attempts")))
+    for job in exhausted:
+        rows = StyleJob.objects.filter(claimable, pk=job_id, attempts=job.attempts).update(
+            status=Status.FAILED, finished=now, eta_seconds=None,
+            error=f"Stopped after {job.attempts} attempts; the last one did not finish because the worker "
+                  f"running it was lost (for example killed for using too much memory).")
+        if rows:
+            log.warning("job %s failed: out of attempts (%d)", job_id, job.attempts)
+            _delete_checkpoint(job_id)
+            return None
+    log.info("job %s not claimed by %s: not queued for this message", job_id, worker_host)
+    return None
+
+
+def _this_attempt(job: StyleJob) -> QuerySet:
+    """The job's row, only while `job` (as claimed) still holds it."""
+    return StyleJob.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=job.attempts)
+
+
+def report_progress(job: StyleJob, fields: Mapping) -> bool:
+    """Write progress fields and the heartbeat; False if the claim is no longer valid."""
+    unknown = set(fields) - PROGRESS_FIELDS
+    if unknown:
+        raise ValueError(f"not progress fields: {', '.join(sorted(unknown))}")
+    return bool(_this_attempt(job).update(**fields, last_heartbeat=timezone.now()))
+
+
+def should_cancel(job_id) -> bool:
+    return StyleJob.objects.filter(pk=job_id, cancel_requested=True).exists()
+
+
+def finish(job: StyleJob, result: stylize.Result, *, result_name: str, artifacts: Mapping[str, str],
+           loss_history: list) -> bool:
+    """Mark the job succeeded with its stored result and visualisations (`artifacts`: name →
+    storage name). A cancel that arrives after the last iteration is too late: the work is done.
+    False if the claim was lost meanwhile (the caller then deletes what it stored)."""
+    now = timezone.now()
+    meta = result.metadata()
+    last = result.history[-1] if result.history else {}
+    with transaction.atomic():
+        rows = _this_attempt(job).update(
+            status=Status.SUCCEEDED, finished=now, last_heartbeat=now, result=result_name, progress=1.0,
+            step=F("total_steps"), iteration=F("iterations"), eta_seconds=0.0, elapsed_seconds=result.elapsed,
+            loss=_finite(last.get("loss")), loss_history=loss_history, seed=meta["seed"],
+            engine_version=meta["engine_version"], weights_sha256=meta["weights_sha256"],
+            cancel_requested=False, error="", error_traceback="")
+        if not rows:
+            return False
+        JobArtifact.objects.filter(job_id=job.pk).delete()  # left by an attempt that died while saving
+        JobArtifact.objects.bulk_create(
+            JobArtifact(job_id=job.pk, name=name, file=file, position=i)
+            for i, (name, file) in enumerate(artifacts.items()))
+    log.info("job %s succeeded in %.1f s (attempt %d)", job.pk, result.elapsed, job.attempts)
+    _delete_checkpoint(job.pk)
+    return True
+
+
+def fail(job: StyleJob, error: str, traceback: str = "", retryable: bool = False) -> str:
+    """End the attempt with an error shown to the owner; returns the job's new status.
+
+    `retryable` (a passing fault such as a storage hiccup) queues the job again, with a
+    short delay, while it has attempts left; it resumes from its checkpoint.
+    """
+    error, traceback = error[:_ERROR_MAX_CHARS], traceback[-_TRACEBACK_MAX_CHARS:]
+    if retryable and job.attempts < job.max_attempts:
+        task_id = _new_task_id()
+        with transaction.atomic():
+            rows = _this_attempt(job).update(status=Status.QUEUED, task_id=task_id, worker_host="",
+                                             eta_seconds=None, error=error, error_traceback=traceback)
+            if rows:
+                job.task_id = task_id
+                _enqueue_on_commit(job, countdown=min(60, 10 * job.attempts))
+        if rows:
+            log.warning("job %s attempt %d failed (%s); queued again", job.pk, job.attempts, error)
+            return Status.QUEUED
+    rows = _this_attempt(job).update(status=Status.FAILED, finished=timezone.now(), eta_seconds=None,
+                                     error=error, error_traceback=traceback)
+    if not rows:
+        log.info("job %s: failure after its claim was lost, not recorded: %s", job.pk, error)
+        raise JobSuperseded(str(job.pk))
+    log.warning("job %s failed: %s", job.pk, error)
+    _delete_checkpoint(job.pk)
+    return Status.FAILED
+
+
+def confirm_cancelled(job: StyleJob) -> bool:
+    """The worker stopped a job whose owner asked it to (it raised stylize.Cancelled)."""
+    rows = _this_attempt(job).update(status=Status.CANCELLED, finished=timezone.now(), eta_seconds=None)
+    if rows:
+        log.info("job %s cancelled while running (attempt %d)", job.pk, job.attempts)
+        _delete_checkpoint(job.pk)
+    return bool(rows)
+
+
+def fail_lost_task(job_id, task_id: str, error: str) -> bool:
+    """Fail a running job whose worker process was killed (hard time limit); called by Celery's
+    main process, which knows only the job id and the message."""
+    rows = StyleJob.objects.filter(pk=job_id, status=Status.RUNNING, task_id=task_id).update(
+        status=Status.FAILED, finished=timezone.now(), eta_seconds=None, error=error[:_ERROR_MAX_CHARS])
+    if rows:
+        log.warning("job %s failed: %s", job_id, error)
+        _delete_checkpoint(job_id)
+    return bool(rows)
+
+
+def record_worker_heartbeat(name: str, *, pid: int | None, job_id=None, device: str | None = None,
+                            device_memory_bytes: int | None = None) -> None:
+    """What a worker is doing now (`job_id` None: idle); `device` None keeps the one last reported."""
+    now = timezone.now()
+    values = {"pid": pid, "current_job_id": job_id, "last_seen": now}
+    if device is not None:
+        values.update(device=device[:100], device_memory_bytes=device_memory_bytes)
+    WorkerHeartbeat.objects.update_or_create(name=name[:255], defaults=values,
+                                             create_defaults={**values, "started": now})
+
+
+# -- a person's (or an admin's) side ------------------------------------------------------------
+
+def cancel(job: StyleJob) -> str:
+    """Cancel a job: a queued one at once; a running one by asking its worker, which stops within
+    an iteration of its next progress report (about a second); a running one whose worker has
+    been silent for STUCK_AFTER_SECONDS at once. Returns the status after the call ("running"
+    means the worker has been asked). Cancelling a cancelled job does nothing."""
+    now = timezone.now()
+    rows = StyleJob.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        status=Status.CANCELLED, finished=now, eta_seconds=None)
+    if not rows:
+        rows = _stale_running(job.pk).update(status=Status.CANCELLED, finished=now, eta_seconds=None,
+                                             cancel_requested=True)
+        if rows:
+            _delete_checkpoint(job.pk)
+    if not rows:
+        StyleJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    if job.status in (Status.SUCCEEDED, Status.FAILED):
+        raise JobStateError(f"This job has already {job.status}; there is nothing to cancel.")
+    log.info("job %s: cancel requested (now %s)", job.pk, job.status)
+    return job.status
+
+
+def requeue(job: StyleJob, *, reset_attempts: bool = True) -> StyleJob:
+    """Queue a failed, cancelled or stuck running job again (with a new message). A stuck job
+    resumes from its checkpoint; the others start over. `reset_attempts=False` keeps the
+    attempts count (an automatic sweep must not lift the cap on jobs that kill workers)."""
+    updates = {"status": Status.QUEUED, "task_id": _new_task_id(), "cancel_requested": False,
+               "finished": None, "worker_host": "", "eta_seconds": None, "error": "", "error_traceback": ""}
+    if reset_attempts:
+        updates["attempts"] = 0
+    requeueable = Q(status__in=(Status.FAILED, Status.CANCELLED)) | Q(pk__in=_stale_running(job.pk).values("pk"))
+    with transaction.atomic():
+        rows = StyleJob.objects.filter(requeueable, pk=job.pk).update(**updates)
+        job.refresh_from_db()
+        if not rows:
+            raise JobStateError(f"Only failed, cancelled or stuck jobs can be queued again; this one is "
+                                f"{job.status}.")
+        _enqueue_on_commit(job)
+    log.info("job %s queued again (attempts %d of %d)", job.pk, job.attempts, job.max_attempts)
+    return job
+
+
+def stuck_jobs(threshold_seconds: float | None = None) -> QuerySet:
+    """Running jobs whose worker has not reported for `threshold_seconds` (STUCK_AFTER_SECONDS)."""
+    return StyleJob.objects.filter(status=Status.RUNNING).filter(_silent_since(threshold_seconds))
+
+
+def _stale_running(job_id) -> QuerySet:
+    return StyleJob.objects.filter(pk=job_id, status=Status.RUNNING).filter(_silent_since(None))
+
+
+def _silent_since(threshold_seconds: float | None) -> Q:
+    seconds = settings.STUCK_AFTER_SECONDS if threshold_seconds is None else threshold_seconds
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    return Q(last_heartbeat__lt=cutoff) | Q(last_heartbeat__isnull=True, started__lt=cutoff)
+
+
+def _delete_checkpoint(job_id) -> None:
+    """A finished job will not be resumed: its checkpoint (easily hundreds of MB with the
+    L-BFGS history) goes."""
+    names = list(StyleJob.objects.filter(pk=job_id).values_list("checkpoint", flat=True))
+    if names and names[0]:
+        StyleJob.objects.filter(pk=job_id, checkpoint=names[0]).update(checkpoint="")
+        transaction.on_commit(lambda: storage.delete_files(names))
+
+
+def _finite(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None

@@ -1,0 +1,165 @@
+"""The engine's progress callback for one claimed job: throttled database writes,
+previews, checkpoints, heartbeats and the cancel check.
+
+The engine calls it after every iteration, which on a GPU can be hundreds of times
+a second; the database sees at most one progress write per PROGRESS_EVERY_SECONDS,
+storage one preview per PREVIEW_EVERY_SECONDS and one checkpoint per
+CHECKPOINT_EVERY_SECONDS. The cancel flag is read with each progress write, so a
+cancelled job stops within about PROGRESS_EVERY_SECONDS plus one iteration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from django.conf import settings
+
+import stylize
+
+from . import jobs, storage
+from .models import StyleJob
+
+log = logging.getLogger(__name__)
+
+HISTORY_POINTS = 256  # loss-curve points kept on the row (enough for a chart, small enough to rewrite each second)
+
+
+class LossHistory:
+    """Per-iteration costs, thinned: when there are too many points, every other one goes and
+    only every 2nd (4th, …) step is recorded from then on, so the curve keeps its whole span."""
+
+    def __init__(self, entries: Iterable[Mapping[str, Any]] = (), max_points: int = HISTORY_POINTS):
+        self.max_points = max_points
+        self.stride = 1
+        self.points: list[dict] = []
+        self.latest: dict | None = None
+        for entry in entries:
+            self.add(entry)
+
+    def add(self, entry: Mapping[str, Any]) -> None:
+        point = {"step": int(entry["step"]), "scale": int(entry["scale"]), "loss": _rounded(entry["loss"]),
+                 "losses": {k: _rounded(v) for k, v in entry.get("losses", {}).items()}}
+        self.latest = point
+        if point["step"] % self.stride:
+            return
+        self.points.append(point)
+        while len(self.points) > self.max_points:
+            self.stride *= 2
+            self.points = [p for p in self.points if p["step"] % self.stride == 0]
+
+    def as_list(self) -> list[dict]:
+        """The kept points, and the latest one even when its step is not kept."""
+        if self.latest is not None and (not self.points or self.points[-1]["step"] != self.latest["step"]):
+            return [*self.points, self.latest]
+        return list(self.points)
+
+
+def thin_history(entries: Iterable[Mapping[str, Any]]) -> list[dict]:
+    return LossHistory(entries).as_list()
+
+
+def _rounded(value) -> float | None:
+    """5 significant digits (the chart needs no more), None for NaN/inf (not valid JSON)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return float(f"{number:.5g}")
+
+
+class JobProgress:
+    """on_progress for stylize.run: `JobProgress(job)(progress)` after each iteration.
+
+    Raises stylize.Cancelled when the owner cancelled the job, and jobs.JobSuperseded
+    when this worker's claim is no longer valid.
+    """
+
+    def __init__(self, job: StyleJob, *, history: Iterable[Mapping] = (), clock: Callable[[], float] = time.monotonic):
+        self.job = job
+        self.clock = clock
+        self.history = LossHistory(history)
+        self.progress_every = settings.PROGRESS_EVERY_SECONDS
+        self.preview_every = settings.PREVIEW_EVERY_SECONDS
+        self.checkpoint_every = settings.CHECKPOINT_EVERY_SECONDS
+        now = clock()
+        # The first report goes out at once (the page shows movement within a second);
+        # the first checkpoint only after a full interval.
+        self.next_progress = self.next_preview = now
+        self.next_checkpoint = now + self.checkpoint_every
+        self.preview_name = job.preview.name or ""
+        self.checkpoint_name = job.checkpoint.name or ""
+        self.device: tuple[str, int | None] | None = None
+        self.writes = 0
+
+    def __call__(self, progress: stylize.Progress) -> None:
+        self.history.add({"step": progress.step, "scale": progress.scale, "loss": progress.loss,
+                          "losses": progress.losses})
+        now = self.clock()
+        last = progress.step >= progress.total_steps
+        files: dict[str, str] = {}
+        if now >= self.next_checkpoint and not last:  # after the last step the result is saved instead
+            files["checkpoint"] = storage.save_checkpoint(self.job, progress.checkpoint().to_bytes())
+            self.next_checkpoint = now + self.checkpoint_every
+        if now >= self.next_preview:
+            files["preview"] = storage.save_preview(self.job, progress.preview())
+            self.next_preview = now + self.preview_every
+        if files or last or now >= self.next_progress:
+            self._write(progress, files)
+            self.next_progress = now + self.progress_every
+
+    def _write(self, progress: stylize.Progress, files: Mapping[str, str]) -> None:
+        device, memory = self._device()
+        fields = {
+            "progress": progress.fraction, "scale": progress.scale, "num_scales": progress.num_scales,
+            "iteration": progress.iteration, "iterations": progress.iterations, "step": progress.step,
+            "total_steps": progress.total_steps, "loss": _rounded(progress.loss), "eta_seconds": progress.eta,
+            "elapsed_seconds": progress.elapsed, "loss_history": self.history.as_list(), "device": device,
+            **files,
+        }
+        if not jobs.report_progress(self.job, fields):
+            storage.delete_files(files.values())
+            raise jobs.JobSuperseded(f"job {self.job.pk}: claim lost (finished, cancelled or taken over)")
+        self.writes += 1
+        replaced = []
+        if "preview" in files:
+            replaced.append(self.preview_name)
+            self.preview_name = files["preview"]
+        if "checkpoint" in files:
+            replaced.append(self.checkpoint_name)
+            self.checkpoint_name = files["checkpoint"]
+            log.info("job %s: checkpoint at step %d of %d", self.job.pk, progress.step, progress.total_steps)
+        storage.delete_files(replaced)
+        jobs.record_worker_heartbeat(self.job.worker_host, pid=os.getpid(), device=device,
+                                     device_memory_bytes=memory, job_id=self.job.pk)
+        if jobs.should_cancel(self.job.pk):
+            raise stylize.Cancelled(f"job {self.job.pk} was cancelled by its owner")
+
+    def _device(self) -> tuple[str, int | None]:
+        if self.device is None:  # the engine has chosen (and set up) its device by the first report
+            self.device = describe_device(self.job.params.get("device", "auto"))
+        return self.device
+
+
+def describe_device(spec: str = "auto") -> tuple[str, int | None]:
+    """("NVIDIA H200", total bytes) for the GPU a run uses, ("CPU", None) otherwise.
+
+    Call it only in the worker's child process, after the engine has started: asking
+    CUDA anything in Celery's parent process would break the forked children.
+    """
+    import torch
+
+    try:
+        if spec == "cpu" or not torch.cuda.is_available():
+            return "CPU", None
+        index = int(spec.split(":")[1]) if spec.startswith("cuda:") else torch.cuda.current_device()
+        properties = torch.cuda.get_device_properties(index)
+        return f"{properties.name} (cuda:{index})", int(properties.total_memory)
+    except Exception:  # only a label for the dashboards
+        log.debug("could not describe the device", exc_info=True)
+        return "unknown", None

@@ -1,0 +1,202 @@
+"""Django settings, every one read from the environment (see webapp/env.py for the parsing rules).
+
+Production needs at least SECRET_KEY, ALLOWED_HOSTS and (for more than one
+machine) DATABASE_URL, REDIS_URL and shared storage. DEBUG=1 turns on the local
+development conveniences: a throwaway SECRET_KEY, localhost hosts, plain-HTTP
+cookies. `python manage.py check --deploy` is clean with a production environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from .env import EnvError, check_url, env_bool, env_float, env_int, env_list, env_path, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Everything the service writes on its own disk (SQLite, media, broker folders); git-ignored.
+VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
+
+DEBUG = env_bool("DEBUG", False)
+
+# Only a development run may use a key that is public (it is in this file).
+SECRET_KEY = env_str(
+    "SECRET_KEY", "django-insecure-development-only-key-never-use-it-in-production" if DEBUG else None)
+if not SECRET_KEY:
+    raise EnvError("environment variable SECRET_KEY is required when DEBUG is off; generate one with "
+                   "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, or set DEBUG=1 for a "
+                   "local development run")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    check_url("CSRF_TRUSTED_ORIGINS", _origin, schemes=("http", "https"))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "webapp.apps.WebappConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "webapp.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# -- database --------------------------------------------------------------------------
+# SQLite file by default (one machine, nothing to install); PostgreSQL in production:
+# DATABASE_URL=postgres://user:password@host:5432/name
+DATABASE_URL = env_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(
+    DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, min=0), conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # Web server and worker write at the same time: WAL lets readers go on during a
+        # write, IMMEDIATE takes the write lock at BEGIN (no deadlock on lock upgrade,
+        # and it serialises create_job's count-then-insert), and waits up to 20 s for it.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    _sqlite_name = str(DATABASES["default"]["NAME"])
+    if _sqlite_name and _sqlite_name != ":memory:":
+        Path(_sqlite_name).parent.mkdir(parents=True, exist_ok=True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# -- files -----------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+MEDIA_URL = env_str("MEDIA_URL", "/media/")
+MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
+
+# Uploads, results and checkpoints go through Django's storage API only (never local
+# paths), so a shared volume or an S3-compatible bucket serves any number of workers.
+S3_BUCKET = env_str("S3_BUCKET", None)
+if S3_BUCKET:
+    _default_storage = {
+        # needs `pip install boto3` (not in requirements.txt: most set-ups use a shared volume)
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env_url("S3_ENDPOINT_URL", None, schemes=("http", "https")),  # MinIO, R2, ...
+            "region_name": env_str("S3_REGION", None),
+            # None: boto3's usual chain (instance role, AWS_* variables, ~/.aws)
+            "access_key": env_str("S3_ACCESS_KEY_ID", None),
+            "secret_key": env_str("S3_SECRET_ACCESS_KEY", None),
+            "location": env_str("S3_PREFIX", ""),
+            "default_acl": None,  # private objects, served through signed URLs
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# -- limits ----------------------------------------------------------------------------
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024, min=1)
+UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 25_000_000, min=1)
+OUTPUT_MAX_SIZE = env_int("OUTPUT_MAX_SIZE", 2048, min=32, max=4096)  # long side of a result, px
+JOB_MAX_STYLES = env_int("JOB_MAX_STYLES", 5, min=1, max=32)
+JOBS_PER_USER = env_int("JOBS_PER_USER", 5, min=1)  # queued + running at once
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, min=1, max=100)
+JOB_SOFT_TIME_LIMIT = env_int("JOB_SOFT_TIME_LIMIT", 3600, min=1)  # s; the job fails as timed out
+JOB_HARD_TIME_LIMIT = env_int("JOB_HARD_TIME_LIMIT", JOB_SOFT_TIME_LIMIT + 300, min=1)  # s; process killed
+if JOB_HARD_TIME_LIMIT <= JOB_SOFT_TIME_LIMIT:
+    raise EnvError(f"JOB_HARD_TIME_LIMIT ({JOB_HARD_TIME_LIMIT}) must be longer than JOB_SOFT_TIME_LIMIT "
+                   f"({JOB_SOFT_TIME_LIMIT}): the soft limit is the one that fails a job cleanly")
+CHECKPOINT_EVERY_SECONDS = env_float("CHECKPOINT_EVERY_SECONDS", 60.0, min=0.0)
+PROGRESS_EVERY_SECONDS = env_float("PROGRESS_EVERY_SECONDS", 1.0, min=0.0)
+PREVIEW_EVERY_SECONDS = env_float("PREVIEW_EVERY_SECONDS", 5.0, min=0.0)
+# A running job whose worker has said nothing for this long is presumed dead. It must
+# exceed the longest silence of a healthy run: loading, one iteration, the visualisations.
+STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 600, min=10)
+
+# -- Celery (the app itself and its reliability settings are in webapp/celery.py) -----
+REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes=("redis", "rediss", "sentinel"))
+# Overrides REDIS_URL as the broker; `filesystem://` (a folder under VAR_DIR/broker) runs
+# with no server at all, `memory://` only within one process (tests).
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL,
+                            schemes=("redis", "rediss", "sentinel", "filesystem", "memory"))
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0, min=0)  # 0 = never
+
+# -- HTTPS (off under DEBUG: the local run is plain HTTP on localhost) -----------------
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # container health checks speak plain HTTP from inside
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, min=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+# Only behind a proxy that sets X-Forwarded-Proto itself (and strips the client's):
+# otherwise any client could claim its plain-HTTP request is HTTPS.
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# -- logging ---------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise EnvError(f"environment variable LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+                   f"not {LOG_LEVEL!r}")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's own handlers would print request errors a second time.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
+}

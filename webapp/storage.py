@@ -1,0 +1,203 @@
+"""Files of the service, through Django's storage API only (file system or S3, same code).
+
+Names are chosen here and are always UUIDs under a fixed prefix; a client's file
+name never reaches the storage:
+
+    uploads/<uuid>.png|.jpg             StyleImage files, re-encoded, no metadata
+    results/<job>/result.png            the result, with its reproduction metadata
+    results/<job>/<artifact>.png        visualisations
+    results/<job>/preview-<uuid>.png    intermediate image (a new name each time: no stale caches)
+    checkpoints/<job>/<uuid>.pt         latest checkpoint (new name, then the old one is deleted)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import unicodedata
+import uuid
+from typing import IO, Iterable, Mapping
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from PIL import Image
+
+import stylize
+
+from .models import StyleImage, StyleJob
+
+log = logging.getLogger(__name__)
+
+JPEG_QUALITY = 95
+
+
+class UploadTooLarge(stylize.ImageError):
+    """The uploaded file has more bytes than UPLOAD_MAX_BYTES."""
+
+
+# -- uploads -----------------------------------------------------------------------------
+
+def store_upload(owner, uploaded: IO[bytes]) -> StyleImage:
+    """Decode, check, re-encode and store an uploaded image; the owner's existing one if identical.
+
+    `uploaded` is a Django UploadedFile or any binary file object (its `name`, if
+    any, is kept for display only). Raises stylize.ImageError (UploadTooLarge,
+    ImageTooLarge, ...) with a message meant for the person who uploaded it.
+    """
+    display_name = sanitise_name(getattr(uploaded, "name", "") or "")
+    data = _read_limited(uploaded, settings.UPLOAD_MAX_BYTES, display_name)
+    # The hash is of the bytes as uploaded, not of the re-encoded file: a repeat upload is
+    # recognised before any decoding, and the match does not depend on the Pillow version
+    # that re-encoded the first copy.
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = StyleImage.objects.filter(owner=owner, sha256=sha256).first()
+    if existing:
+        return existing
+
+    source = io.BytesIO(data)
+    source.name = display_name or "the image"  # names the file in load_image's error messages
+    image = stylize.load_image(source, max_pixels=settings.UPLOAD_MAX_PIXELS)  # upright, metadata dropped
+    encoded, extension = _reencode(image, _format_of(data))
+    name = default_storage.save(new_name("uploads/", extension), ContentFile(encoded))
+    try:
+        with transaction.atomic():
+            return StyleImage.objects.create(owner=owner, file=name, sha256=sha256, width=image.width,
+                                             height=image.height, original_name=display_name)
+    except IntegrityError:  # the same file, uploaded at the same moment by the same owner
+        default_storage.delete(name)
+        return StyleImage.objects.get(owner=owner, sha256=sha256)
+
+
+def _read_limited(uploaded: IO[bytes], limit: int, display_name: str) -> bytes:
+    size = getattr(uploaded, "size", None)
+    too_large = UploadTooLarge(f"'{display_name or 'the image'}' is larger than the limit of "
+                               f"{limit / 1e6:.3g} MB; scale it down and try again")
+    if size is not None and size > limit:
+        raise too_large
+    if hasattr(uploaded, "seek"):
+        uploaded.seek(0)
+    data = uploaded.read(limit + 1)
+    if len(data) > limit:
+        raise too_large
+    return data
+
+
+def _format_of(data: bytes) -> str | None:
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # header only
+            return im.format
+    except Exception:  # load_image has accepted the bytes; this only picks an encoding
+        return None
+
+
+def _reencode(image: Image.Image, source_format: str | None) -> tuple[bytes, str]:
+    """PNG for lossless sources and anything with alpha; JPEG (quality 95, no chroma
+    subsampling) for photos that arrived lossy, where a second pass at that quality is
+    invisible and PNG would be three to five times bigger. Nothing else (EXIF, GPS,
+    ICC, text chunks) is written."""
+    out = io.BytesIO()
+    if image.mode == "RGBA" or source_format == "PNG":
+        image.save(out, format="PNG", optimize=False, compress_level=6)
+        return out.getvalue(), ".png"
+    image.convert("RGB").save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
+    return out.getvalue(), ".jpg"
+
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w.\- ()\[\]+,]", re.UNICODE)
+
+
+def sanitise_name(name: str) -> str:
+    """A client's file name made safe to show: its last path part, printable, at most 100 characters."""
+    name = unicodedata.normalize("NFC", str(name)).replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # control, format, ...
+    name = _UNSAFE_NAME_CHARS.sub("_", name).strip(" .")
+    return name[:100]
+
+
+def new_name(prefix: str, extension: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex}{extension}"
+
+
+# -- reading inputs -------------------------------------------------------------------------
+
+def open_image(name: str) -> Image.Image:
+    """A stored image, decoded through stylize.load_image (upright RGB/RGBA)."""
+    with default_storage.open(name, "rb") as f:
+        return stylize.load_image(io.BytesIO(f.read()), max_pixels=settings.UPLOAD_MAX_PIXELS)
+
+
+def load_checkpoint(name: str) -> stylize.Checkpoint:
+    with default_storage.open(name, "rb") as f:
+        return stylize.Checkpoint.load(f.read())
+
+
+# -- writing outputs ------------------------------------------------------------------------
+
+def save_result(job: StyleJob, result: stylize.Result) -> str:
+    buffer = io.BytesIO()
+    result.save(buffer)  # a PNG whose text chunk holds params, seed, engine version, weights hash
+    return default_storage.save(f"results/{job.id}/result.png", ContentFile(buffer.getvalue()))
+
+
+def save_preview(job: StyleJob, image: Image.Image) -> str:
+    return default_storage.save(new_name(f"results/{job.id}/preview-", ".png"), ContentFile(_png(image)))
+
+
+def save_checkpoint(job: StyleJob, data: bytes) -> str:
+    return default_storage.save(new_name(f"checkpoints/{job.id}/", ".pt"), ContentFile(data))
+
+
+def save_artifacts(job: StyleJob, pictures: Mapping[str, Image.Image]) -> dict[str, str]:
+    """{artifact name: storage name}, in the order given."""
+    return {key: default_storage.save(f"results/{job.id}/{key}.png", ContentFile(_png(img)))
+            for key, img in pictures.items()}
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# -- deleting -------------------------------------------------------------------------------
+
+def delete_files(names: Iterable[str]) -> None:
+    """Delete stored files, ignoring empty names; a failure is logged, never raised (it is cleanup)."""
+    for name in names:
+        if not name:
+            continue
+        try:
+            default_storage.delete(name)
+        except Exception:
+            log.warning("could not delete stored file %s", name, exc_info=True)
+
+
+def delete_job_files(job: StyleJob) -> None:
+    """Every file a job produced (result, previews, checkpoints, visualisations, and what a
+    crashed attempt left behind); the input images are shared with other jobs and stay."""
+    names = {job.result.name, job.preview.name, job.checkpoint.name}
+    names |= {a.file.name for a in job.artifacts.all()}
+    folders = (f"results/{job.id}", f"checkpoints/{job.id}")
+    for folder in folders:
+        names |= set(_files_under(folder))
+    delete_files(sorted(n for n in names if n))
+    for folder in folders:  # a file system keeps empty folders; object stores have none
+        try:
+            path = default_storage.path(folder)
+        except NotImplementedError:
+            continue
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+
+
+def _files_under(folder: str) -> list[str]:
+    try:
+        _dirs, files = default_storage.listdir(folder)
+    except (FileNotFoundError, NotImplementedError):
+        return []
+    return [f"{folder}/{name}" for name in files]

@@ -1,0 +1,44 @@
+"""The job page's live side: the JSON status it polls, and Cancel."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import jobs
+from .common import job_state, own_job, wants_json
+
+
+@never_cache
+@login_required
+@require_GET
+def job_status(request, job_id):
+    """The job's state (common.job_state). `?step=N`: the caller has the loss history up to
+    step N, so while the job is still at N the history is left out (null) — a polling page
+    that waits on a slow step gets a few hundred bytes, not the whole curve again."""
+    job = own_job(request, job_id)
+    unchanged = request.GET.get("step") == str(job.step) and not job.is_finished
+    return JsonResponse(job_state(job, history=not unchanged))
+
+
+@login_required
+@require_POST
+def job_cancel(request, job_id):
+    """Cancel (CSRF-protected POST). A queued job is cancelled at once; a running one is asked
+    to stop and does within about a second. JSON for the page's script, a redirect otherwise."""
+    job = own_job(request, job_id)
+    try:
+        status = jobs.cancel(job)
+    except jobs.JobStateError as error:
+        if wants_json(request):
+            return JsonResponse({**job_state(job, history=False), "message": str(error)}, status=409)
+        messages.error(request, str(error))
+        return redirect("pages:job_detail", job.pk)
+    if wants_json(request):
+        return JsonResponse(job_state(job, history=False))
+    messages.success(request, "Cancelled." if status == job.Status.CANCELLED else "Stopping the job…")
+    return redirect("pages:job_detail", job.pk)
