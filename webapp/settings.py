@@ -41,6 +41,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "webapp.apps.WebappConfig",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served from static/ (no CDN)
+    "webapp.api.apps.ApiConfig",  # the REST API's own table (idempotency keys)
 ]
 
 MIDDLEWARE = [
@@ -164,6 +169,42 @@ CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL,
                             schemes=("redis", "rediss", "sentinel", "filesystem", "memory"))
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0, min=0)  # 0 = never
+
+# -- REST API (webapp/api) ---------------------------------------------------------------
+# Throttle counters: in Redis when REDIS_URL is set (shared by every web process), else per process.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                  "KEY_PREFIX": "throttle"} if env_str("REDIS_URL", None)
+                 else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}),
+}
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/minute")  # per person; DRF's "<n>/<second|minute|hour|day>"
+API_BATCH_MAX_JOBS = env_int("API_BATCH_MAX_JOBS", 100, min=1)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",  # first: no credentials → 401, not 403
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["webapp.api.throttling.PersonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"person": API_THROTTLE_RATE},
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Style transfer API",
+    "DESCRIPTION": "Upload images, run neural style transfer jobs and batches, download the results. "
+                   "Use HTTPS: the token is sent with every request.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # -- HTTPS (off under DEBUG: the local run is plain HTTP on localhost) -----------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)

@@ -32,5 +32,6 @@ def health(request):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
+    path("api/", include("webapp.api.urls")),
     path("", include("webapp.page_urls")),  # the browser pages
 ]
