@@ -58,3 +58,37 @@ def sample_photo():
         return out.getvalue()
 
     return make
+
+
+# -- the web service's people and broker, shared by tests/webapp and tests/api ------------
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    counter = iter(range(1, 10_000))
+
+    def make(username: str | None = None):
+        # No password: hashing one takes most of a second, and these people never log in.
+        return django_user_model.objects.create_user(username or f"person{next(counter)}")
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("ada")
+
+
+@pytest.fixture
+def other(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[dict]:
+    """The messages jobs would send to the broker (apply_async's keyword arguments)."""
+    from webapp.tasks import run_style_job
+
+    calls: list[dict] = []
+    monkeypatch.setattr(run_style_job, "apply_async", lambda **kwargs: calls.append(kwargs))
+    return calls

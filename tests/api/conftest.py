@@ -28,34 +28,8 @@ def fresh_throttle():
     caches["throttle"].clear()
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list[dict]:
-    """The messages jobs would send to the broker (no broker in the unit tests)."""
-    from webapp.tasks import run_style_job
-
-    calls: list[dict] = []
-    monkeypatch.setattr(run_style_job, "apply_async", lambda **kwargs: calls.append(kwargs))
-    return calls
 
 
-@pytest.fixture
-def make_user(django_user_model):
-    counter = iter(range(1, 10_000))
-
-    def make(username: str | None = None):
-        return django_user_model.objects.create_user(username or f"person{next(counter)}")
-
-    return make
-
-
-@pytest.fixture
-def user(make_user):
-    return make_user("ada")
-
-
-@pytest.fixture
-def other(make_user):
-    return make_user("bob")
 
 
 def client_for(person) -> APIClient:

@@ -16,20 +16,6 @@ def media_root(settings, tmp_path) -> Path:
     return root
 
 
-@pytest.fixture
-def make_user(django_user_model):
-    counter = iter(range(1, 10_000))
-
-    def make(username: str | None = None):
-        # No password: hashing one takes most of a second, and these people never log in.
-        return django_user_model.objects.create_user(username or f"person{next(counter)}")
-
-    return make
-
-
-@pytest.fixture
-def user(make_user):
-    return make_user("ada")
 
 
 @pytest.fixture
@@ -68,15 +54,6 @@ def tiny_params() -> dict:
     """A run of a few iterations at 48 px: the real engine, in about a second on a CPU."""
     return dict(TINY_PARAMS)
 
-
-@pytest.fixture
-def sent(monkeypatch) -> list[dict]:
-    """The messages jobs would send to the broker (apply_async's keyword arguments)."""
-    from webapp.tasks import run_style_job
-
-    calls: list[dict] = []
-    monkeypatch.setattr(run_style_job, "apply_async", lambda **kwargs: calls.append(kwargs))
-    return calls
 
 
 @pytest.fixture
