@@ -167,7 +167,7 @@ class _Optimisation:
                 # Σ_i w_i‖G − G_i‖² has the gradient of ‖G − Σ_i w_i G_i‖² (Σ w_i = 1): blend the Grams.
                 for name, features in self.net(style_tensor, style_layers).items():
                     grams[name] = grams.get(name, 0) + weight * gram(features)
-        return {"content": content_features, "grams": grams, "content_image": content}
+        return {"content": content_features, "grams": grams}
 
     def _loss(self, image: torch.Tensor, targets: dict, terms: dict) -> torch.Tensor:
         """Total cost; `terms` receives each weighted term (they add up to the total)."""

