@@ -34,9 +34,9 @@ class StyleConfig:
     """Everything that decides a result (with the input images and the device)."""
 
     size: int = _opt(512, "Long side of the result in pixels.", low=MIN_SIZE, high=MAX_SIZE)
-    iterations: int = _opt(16, "Optimiser iterations at the full size.", low=0, high=5000)
+    iterations: int = _opt(12, "Optimiser iterations at the full size.", low=0, high=5000)
     coarse_iterations: int = _opt(
-        80, "Iterations at each coarser scale (multi-scale only).", low=0, high=5000)
+        70, "Iterations at each coarser scale (multi-scale only).", low=0, high=5000)
     scales: int = _opt(
         3, "Number of scales, coarse to fine, each twice the last; 1 = single scale as in the paper.",
         low=1, high=6)
@@ -147,7 +147,7 @@ class StyleConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # 256 px in ~15 s on a 2-core CPU.
     "fast": {"size": 256, "scales": 2, "coarse_iterations": 40, "iterations": 12},
-    # The defaults: 512 px in ~80 s on a 2-core CPU (~45 s with bf16 on CPUs with AMX).
+    # The defaults: 512 px in ~75 s on a 2-core CPU (about half that with bf16 on CPUs with AMX).
     "balanced": {},
     # Bigger and closer to convergence; meant for a GPU.
     "quality": {"size": 1024, "scales": 4, "coarse_iterations": 200, "iterations": 100},
