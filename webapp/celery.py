@@ -32,6 +32,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 from django.conf import settings  # noqa: E402 (after DJANGO_SETTINGS_MODULE is set)
 
+from .worker_status import Heartbeat  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 QUEUE = "gpu"
@@ -62,6 +64,7 @@ def broker_transport_options(broker_url: str, hard_time_limit: int, broker_dir: 
 
 
 app = Celery("webapp", include=["webapp.tasks"])
+app.steps["worker"].add(Heartbeat)  # device and liveness for the dashboard, idle or busy
 app.conf.update(
     broker_url=settings.CELERY_BROKER_URL,
     broker_transport_options=broker_transport_options(

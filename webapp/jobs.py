@@ -15,13 +15,17 @@ presumed dead and replaced finds its writes refused (JobSuperseded) and stops.
 Re-delivery: the Celery task is acks_late + reject_on_worker_lost, so a message
 whose worker process died is delivered again. The row names the one message
 (task_id) that may run it; that same message arriving for a job still marked
-running means its previous worker is gone, so claim() takes the job over (one
-more attempt) and the task resumes from the stored checkpoint. `max_attempts`
-caps this, so a job that kills its worker every time ends as failed, not in a loop.
+running, at the node that ran it or after the job's worker has been silent for
+STUCK_AFTER_SECONDS, means its previous worker is gone, so claim() takes the job
+over (one more attempt) and the task resumes from the stored checkpoint. Arriving
+elsewhere while the worker still reports, it is dropped: the job runs once.
+`max_attempts` caps the takeovers, so a job that kills its worker every time ends
+as failed, not in a loop.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from datetime import timedelta
@@ -37,11 +41,12 @@ import stylize
 
 from . import storage
 from .celery import QUEUE
-from .models import Batch, JobArtifact, JobStyle, StyleImage, StyleJob, WorkerHeartbeat
+from .models import Batch, JobArtifact, JobAttempt, JobStyle, StyleImage, StyleJob, WorkerHeartbeat
 
 log = logging.getLogger(__name__)
 
 Status = StyleJob.Status
+Outcome = JobAttempt.Outcome
 MIN_PRIORITY, MAX_PRIORITY = -9, 9
 # Options the server decides: which device a worker uses, and which weights file it reads
 # (a path there would let a person make the worker open any file on it).
@@ -187,7 +192,7 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
     now = timezone.now()
     claimable = Q(status=Status.QUEUED)
     if task_id:
-        claimable = Q(status__in=StyleJob.ACTIVE, task_id=task_id)
+        claimable = Q(task_id=task_id) & (claimable | _abandoned(worker_host))
     # One transaction, so the row read back is the one this UPDATE wrote (the row stays locked
     # until commit): another claim in between would otherwise give both the same attempt.
     with transaction.atomic():
@@ -195,6 +200,9 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
             status=Status.RUNNING, attempts=F("attempts") + 1, started=now, last_heartbeat=now,
             worker_host=worker_host[:255], finished=None, error="", error_traceback="")
         job = StyleJob.objects.select_related("content").get(pk=job_id) if claimed else None
+        if job is not None:
+            _end_attempt(job.pk, Outcome.LOST)  # the attempt this one takes over, if any
+            JobAttempt.objects.create(job=job, number=job.attempts, worker_host=job.worker_host, started=now)
     if job is not None:
         log.info("job %s claimed by %s (attempt %d of %d)", job_id, worker_host, job.attempts, job.max_attempts)
         return job
@@ -206,10 +214,19 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
                   f"running it was lost (for example killed for using too much memory).")
         if rows:
             log.warning("job %s failed: out of attempts (%d)", job_id, job.attempts)
+            _end_attempt(job_id, Outcome.LOST)
             _delete_checkpoint(job_id)
             return None
     log.info("job %s not claimed by %s: not queued for this message", job_id, worker_host)
     return None
+
+
+def _abandoned(worker_host: str) -> Q:
+    """A running job its message may take over: the message came back to the node that ran it
+    (that node's pool process died: reject_on_worker_lost), or the job's worker has been silent
+    for STUCK_AFTER_SECONDS. A message that comes back to another node while the job's worker
+    still reports (Redis re-delivers after visibility_timeout) must not start a second run."""
+    return Q(status=Status.RUNNING) & (Q(worker_host=worker_host[:255]) | _silent_since(None))
 
 
 def _this_attempt(job: StyleJob) -> QuerySet:
@@ -246,6 +263,7 @@ def finish(job: StyleJob, result: stylize.Result, *, result_name: str, artifacts
             cancel_requested=False, error="", error_traceback="")
         if not rows:
             return False
+        _end_attempt(job.pk, Outcome.SUCCEEDED)
         JobArtifact.objects.filter(job_id=job.pk).delete()  # left by an attempt that died while saving
         JobArtifact.objects.bulk_create(
             JobArtifact(job_id=job.pk, name=name, file=file, position=i)
@@ -269,12 +287,15 @@ def fail(job: StyleJob, error: str, traceback: str = "", retryable: bool = False
                                              eta_seconds=None, error=error, error_traceback=traceback)
             if rows:
                 job.task_id = task_id
+                _end_attempt(job.pk, Outcome.RETRIED, error)
                 _enqueue_on_commit(job, countdown=min(60, 10 * job.attempts))
         if rows:
             log.warning("job %s attempt %d failed (%s); queued again", job.pk, job.attempts, error)
             return Status.QUEUED
     rows = _this_attempt(job).update(status=Status.FAILED, finished=timezone.now(), eta_seconds=None,
                                      error=error, error_traceback=traceback)
+    if rows:
+        _end_attempt(job.pk, Outcome.FAILED, error)
     if not rows:
         log.info("job %s: failure after its claim was lost, not recorded: %s", job.pk, error)
         raise JobSuperseded(str(job.pk))
@@ -287,6 +308,7 @@ def confirm_cancelled(job: StyleJob) -> bool:
     """The worker stopped a job whose owner asked it to (it raised stylize.Cancelled)."""
     rows = _this_attempt(job).update(status=Status.CANCELLED, finished=timezone.now(), eta_seconds=None)
     if rows:
+        _end_attempt(job.pk, Outcome.CANCELLED)
         log.info("job %s cancelled while running (attempt %d)", job.pk, job.attempts)
         _delete_checkpoint(job.pk)
     return bool(rows)
@@ -299,17 +321,23 @@ def fail_lost_task(job_id, task_id: str, error: str) -> bool:
         status=Status.FAILED, finished=timezone.now(), eta_seconds=None, error=error[:_ERROR_MAX_CHARS])
     if rows:
         log.warning("job %s failed: %s", job_id, error)
+        _end_attempt(job_id, Outcome.FAILED, error)
         _delete_checkpoint(job_id)
     return bool(rows)
 
 
-def record_worker_heartbeat(name: str, *, pid: int | None, job_id=None, device: str | None = None,
-                            device_memory_bytes: int | None = None) -> None:
-    """What a worker is doing now (`job_id` None: idle); `device` None keeps the one last reported."""
+def record_worker_heartbeat(name: str, *, pid: int | None, job_id=None, keep_job: bool = False,
+                            device: str | None = None, device_memory_bytes: int | None = None,
+                            device_memory_used_bytes: int | None = None) -> None:
+    """What a worker (`pid`: its main process) is doing now: `job_id` None is idle, `keep_job`
+    leaves the job as last reported; `device` None keeps the one last reported."""
     now = timezone.now()
-    values = {"pid": pid, "current_job_id": job_id, "last_seen": now}
+    values = {"pid": pid, "last_seen": now}
+    if not keep_job:
+        values["current_job_id"] = job_id
     if device is not None:
-        values.update(device=device[:100], device_memory_bytes=device_memory_bytes)
+        values.update(device=device[:100], device_memory_bytes=device_memory_bytes,
+                      device_memory_used_bytes=device_memory_used_bytes)
     WorkerHeartbeat.objects.update_or_create(name=name[:255], defaults=values,
                                              create_defaults={**values, "started": now})
 
@@ -328,6 +356,7 @@ def cancel(job: StyleJob) -> str:
         rows = _stale_running(job.pk).update(status=Status.CANCELLED, finished=now, eta_seconds=None,
                                              cancel_requested=True)
         if rows:
+            _end_attempt(job.pk, Outcome.CANCELLED)
             _delete_checkpoint(job.pk)
     if not rows:
         StyleJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(cancel_requested=True)
@@ -353,9 +382,42 @@ def requeue(job: StyleJob, *, reset_attempts: bool = True) -> StyleJob:
         if not rows:
             raise JobStateError(f"Only failed, cancelled or stuck jobs can be queued again; this one is "
                                 f"{job.status}.")
+        _end_attempt(job.pk, Outcome.REQUEUED)  # a stuck one's; the others' have ended already
         _enqueue_on_commit(job)
     log.info("job %s queued again (attempts %d of %d)", job.pk, job.attempts, job.max_attempts)
     return job
+
+
+def set_priority(job: StyleJob, priority: int) -> StyleJob:
+    """Change a job's priority (clamped to -9 … 9). A queued job is sent again in its new lane
+    with a new message id, so the message in the old lane is stale and does nothing."""
+    priority = max(MIN_PRIORITY, min(MAX_PRIORITY, priority))
+    task_id = _new_task_id()
+    with transaction.atomic():
+        resent = StyleJob.objects.filter(pk=job.pk, status=Status.QUEUED, task_id=job.task_id).update(
+            priority=priority, task_id=task_id)
+        if not resent:
+            StyleJob.objects.filter(pk=job.pk).update(priority=priority)
+        job.refresh_from_db()
+        if resent:
+            _enqueue_on_commit(job)
+    log.info("job %s: priority %d (%s)", job.pk, priority, "sent again" if resent else job.status)
+    return job
+
+
+def delete_job(job: StyleJob) -> None:
+    """Delete a job and every file it produced. A queued job is cancelled first; a running one
+    must stop before (JobStateError): its worker would otherwise write files after they are gone."""
+    if job.status in StyleJob.ACTIVE and cancel(job) == Status.RUNNING:
+        raise JobStateError("The job is running; it has been asked to stop. Delete it once it has.")
+    # A copy keeps the id (delete() clears it); its files are all under results/<id>/ and
+    # checkpoints/<id>/, so they are found after the rows are gone.
+    files_of = copy.copy(job)
+    with transaction.atomic():
+        transaction.on_commit(lambda: storage.delete_job_files(files_of))
+        JobStyle.objects.filter(job=job).delete()
+        job.delete()
+    log.info("job %s deleted", files_of.pk)
 
 
 def stuck_jobs(threshold_seconds: float | None = None) -> QuerySet:
@@ -371,6 +433,12 @@ def _silent_since(threshold_seconds: float | None) -> Q:
     seconds = settings.STUCK_AFTER_SECONDS if threshold_seconds is None else threshold_seconds
     cutoff = timezone.now() - timedelta(seconds=seconds)
     return Q(last_heartbeat__lt=cutoff) | Q(last_heartbeat__isnull=True, started__lt=cutoff)
+
+
+def _end_attempt(job_id, outcome: str, error: str = "") -> None:
+    """Close the job's open attempt record (there is at most one)."""
+    JobAttempt.objects.filter(job_id=job_id, ended__isnull=True).update(
+        ended=timezone.now(), outcome=outcome, error=error[:_ERROR_MAX_CHARS])
 
 
 def _delete_checkpoint(job_id) -> None:

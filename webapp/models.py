@@ -159,6 +159,33 @@ class JobStyle(models.Model):
         constraints = [models.UniqueConstraint(fields=["job", "position"], name="unique_style_position")]
 
 
+class JobAttempt(models.Model):
+    """One claim of a job by a worker and how it ended; the admin shows them as its history."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "", "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        RETRIED = "retried", "failed, queued again"
+        CANCELLED = "cancelled"
+        LOST = "lost", "worker lost"
+        REQUEUED = "requeued", "requeued while stuck"
+
+    job = models.ForeignKey(StyleJob, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()  # the job's `attempts` value this claim set
+    worker_host = models.CharField(max_length=255, blank=True)
+    started = models.DateTimeField(default=timezone.now)
+    ended = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started", "pk"]  # numbers restart at 1 when staff retry a job
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of job {self.job_id}"
+
+
 class JobArtifact(models.Model):
     """A picture computed after the result: feature maps of one layer, Gram heatmaps, top patches, loss curves."""
 
@@ -181,7 +208,8 @@ class WorkerHeartbeat(models.Model):
     name = models.CharField(max_length=255, unique=True)  # Celery node name, e.g. gpu0@host
     pid = models.PositiveIntegerField(null=True, blank=True)
     device = models.CharField(max_length=100, blank=True)
-    device_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    device_memory_bytes = models.BigIntegerField(null=True, blank=True)  # total
+    device_memory_used_bytes = models.BigIntegerField(null=True, blank=True)
     current_job = models.ForeignKey(StyleJob, on_delete=models.SET_NULL, null=True, blank=True,
                                     related_name="+")
     started = models.DateTimeField(default=timezone.now)

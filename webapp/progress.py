@@ -22,6 +22,7 @@ import stylize
 
 from . import jobs, storage
 from .models import StyleJob
+from .worker_status import DeviceReport, device_report
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ class JobProgress:
         self.next_checkpoint = now + self.checkpoint_every
         self.preview_name = job.preview.name or ""
         self.checkpoint_name = job.checkpoint.name or ""
-        self.device: tuple[str, int | None] | None = None
+        self.next_device = now
+        self.device = DeviceReport("unknown")
         self.writes = 0
 
     def __call__(self, progress: stylize.Progress) -> None:
@@ -114,12 +116,12 @@ class JobProgress:
             self.next_progress = now + self.progress_every
 
     def _write(self, progress: stylize.Progress, files: Mapping[str, str]) -> None:
-        device, memory = self._device()
+        device = self._device()
         fields = {
             "progress": progress.fraction, "scale": progress.scale, "num_scales": progress.num_scales,
             "iteration": progress.iteration, "iterations": progress.iterations, "step": progress.step,
             "total_steps": progress.total_steps, "loss": _rounded(progress.loss), "eta_seconds": progress.eta,
-            "elapsed_seconds": progress.elapsed, "loss_history": self.history.as_list(), "device": device,
+            "elapsed_seconds": progress.elapsed, "loss_history": self.history.as_list(), "device": device.name,
             **files,
         }
         if not jobs.report_progress(self.job, fields):
@@ -135,31 +137,16 @@ class JobProgress:
             self.checkpoint_name = files["checkpoint"]
             log.info("job %s: checkpoint at step %d of %d", self.job.pk, progress.step, progress.total_steps)
         storage.delete_files(replaced)
-        jobs.record_worker_heartbeat(self.job.worker_host, pid=os.getpid(), device=device,
-                                     device_memory_bytes=memory, job_id=self.job.pk)
+        jobs.record_worker_heartbeat(self.job.worker_host, pid=os.getppid(), device=device.name,
+                                     device_memory_bytes=device.memory_total,
+                                     device_memory_used_bytes=device.memory_used, job_id=self.job.pk)
         if jobs.should_cancel(self.job.pk):
             raise stylize.Cancelled(f"job {self.job.pk} was cancelled by its owner")
 
-    def _device(self) -> tuple[str, int | None]:
-        if self.device is None:  # the engine has chosen (and set up) its device by the first report
-            self.device = describe_device(self.job.params.get("device", "auto"))
+    def _device(self) -> DeviceReport:
+        """Asked again every WORKER_HEARTBEAT_SECONDS: memory use changes, the name does not."""
+        now = self.clock()
+        if now >= self.next_device:
+            self.device = device_report()
+            self.next_device = now + settings.WORKER_HEARTBEAT_SECONDS
         return self.device
-
-
-def describe_device(spec: str = "auto") -> tuple[str, int | None]:
-    """("NVIDIA H200", total bytes) for the GPU a run uses, ("CPU", None) otherwise.
-
-    Call it only in the worker's child process, after the engine has started: asking
-    CUDA anything in Celery's parent process would break the forked children.
-    """
-    import torch
-
-    try:
-        if spec == "cpu" or not torch.cuda.is_available():
-            return "CPU", None
-        index = int(spec.split(":")[1]) if spec.startswith("cuda:") else torch.cuda.current_device()
-        properties = torch.cuda.get_device_properties(index)
-        return f"{properties.name} (cuda:{index})", int(properties.total_memory)
-    except Exception:  # only a label for the dashboards
-        log.debug("could not describe the device", exc_info=True)
-        return "unknown", None

@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # 413 for a body over the upload limits, before CSRF's check or a view reads it.
+    "webapp.request_limits.RequestSizeLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -160,6 +162,12 @@ PREVIEW_EVERY_SECONDS = env_float("PREVIEW_EVERY_SECONDS", 5.0, min=0.0)
 # A running job whose worker has said nothing for this long is presumed dead. It must
 # exceed the longest silence of a healthy run: loading, one iteration, the visualisations.
 STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 600, min=10)
+# Every worker writes its device and memory use this often, idle or busy (the dashboard).
+WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 10.0, min=0.5)
+# A worker that has not written a heartbeat for this long is shown offline.
+WORKER_OFFLINE_AFTER_SECONDS = env_float("WORKER_OFFLINE_AFTER_SECONDS", 60.0, min=1.0)
+# /metrics answers staff sessions, and a scraper sending `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN", None)
 
 # -- Celery (the app itself and its reliability settings are in webapp/celery.py) -----
 REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes=("redis", "rediss", "sentinel"))

@@ -12,7 +12,6 @@ import traceback
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connections
 from PIL import Image
@@ -20,7 +19,7 @@ from PIL import Image
 import stylize
 from stylize.visualize import all_visualizations
 
-from . import jobs, progress, storage
+from . import jobs, progress, storage, worker_status
 from .celery import app
 from .models import StyleJob
 
@@ -58,7 +57,7 @@ def run_style_job(self, job_id: str) -> str:
 
 def _report_idle(worker: str) -> None:
     try:
-        jobs.record_worker_heartbeat(worker, pid=os.getpid(), job_id=None)
+        worker_status.record(worker, pid=os.getppid(), job_id=None)  # this is a pool process
     except Exception:
         log.warning("could not record the worker's heartbeat", exc_info=True)
 
@@ -144,16 +143,3 @@ def _visualizations(job: StyleJob, config: stylize.StyleConfig, content: Image.I
     except Exception:
         log.exception("job %s: visualisations failed; finishing without them", job.pk)
         return {}
-
-
-@worker_ready.connect
-def _report_worker_ready(sender=None, **_kwargs) -> None:
-    """List the worker on the dashboard as soon as it is up. This runs in the parent process,
-    so it asks nothing of CUDA (the device is reported with the first job's progress) and
-    closes its database connection (forked children must not share it)."""
-    try:
-        jobs.record_worker_heartbeat(getattr(sender, "hostname", None) or "worker", pid=os.getpid())
-    except Exception:
-        log.warning("could not record the worker's heartbeat", exc_info=True)
-    finally:
-        connections.close_all()

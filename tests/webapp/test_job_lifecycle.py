@@ -42,13 +42,30 @@ def test_only_the_message_the_job_names_may_claim_it(queued_job):
     assert reload(queued_job).status == Status.QUEUED
 
 
-def test_the_same_message_delivered_again_takes_over_a_job_whose_worker_died(queued_job):
+def test_the_same_message_back_at_its_node_takes_over_a_job_whose_pool_process_died(queued_job):
     lost = jobs.claim(queued_job.id, "gpu0@host", task_id=queued_job.task_id)
-    again = jobs.claim(queued_job.id, "gpu1@host", task_id=queued_job.task_id)  # reject_on_worker_lost
-    assert again is not None and again.attempts == 2 and again.worker_host == "gpu1@host"
+    again = jobs.claim(queued_job.id, "gpu0@host", task_id=queued_job.task_id)  # reject_on_worker_lost
+    assert again is not None and again.attempts == 2 and again.worker_host == "gpu0@host"
     # The first attempt, were it still alive, finds its claim gone.
     assert jobs.report_progress(lost, {"progress": 0.5}) is False
     assert jobs.report_progress(again, {"progress": 0.5}) is True
+
+
+def test_the_same_message_at_another_node_leaves_a_job_whose_worker_still_reports(queued_job):
+    running = jobs.claim(queued_job.id, "gpu0@host", task_id=queued_job.task_id)
+    # Redis re-delivers an unacknowledged message after visibility_timeout, even to another node.
+    assert jobs.claim(queued_job.id, "gpu1@host", task_id=queued_job.task_id) is None
+    job = reload(queued_job)
+    assert (job.status, job.attempts, job.worker_host) == (Status.RUNNING, 1, "gpu0@host")
+    assert jobs.report_progress(running, {"progress": 0.5}) is True
+
+
+def test_the_same_message_at_another_node_takes_over_once_the_worker_is_silent(queued_job):
+    lost = jobs.claim(queued_job.id, "gpu0@host", task_id=queued_job.task_id)
+    make_silent(queued_job)
+    again = jobs.claim(queued_job.id, "gpu1@host", task_id=queued_job.task_id)
+    assert again is not None and again.attempts == 2 and again.worker_host == "gpu1@host"
+    assert jobs.report_progress(lost, {"progress": 0.5}) is False
 
 
 def test_a_job_out_of_attempts_is_failed_instead_of_claimed(queued_job):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
@@ -58,7 +60,7 @@ def test_the_first_report_is_written_at_once_with_a_preview(running_job, clock, 
     assert (job.step, job.total_steps, job.progress) == (1, 100, 0.01)
     assert job.loss_history[0]["losses"] == {"content:relu4_2": 5.0, "style:relu1_1": 5.0}
     assert job.preview.name and default_storage.exists(job.preview.name)
-    assert job.device == "CPU"
+    assert job.device.startswith("CPU, ")  # this machine has no GPU
     assert not job.checkpoint.name  # the first checkpoint waits a full interval
 
 
@@ -106,7 +108,9 @@ def test_the_last_step_is_always_written(running_job, clock, throttled):
 def test_each_write_is_a_heartbeat_naming_the_worker_and_its_device(running_job, clock, throttled):
     JobProgress(running_job, clock=clock)(progress_at(1))
     heartbeat = WorkerHeartbeat.objects.get(name="gpu0@host")
-    assert heartbeat.current_job_id == running_job.pk and heartbeat.device == "CPU"
+    assert heartbeat.current_job_id == running_job.pk and heartbeat.device.startswith("CPU, ")
+    assert heartbeat.pid == os.getppid()  # the worker's main process, not the pool process
+    assert 0 < heartbeat.device_memory_used_bytes < heartbeat.device_memory_bytes  # host memory here
 
 
 def test_a_cancel_request_stops_the_run_at_the_next_write(running_job, clock, throttled):
@@ -123,7 +127,7 @@ def test_a_cancel_request_stops_the_run_at_the_next_write(running_job, clock, th
 def test_a_worker_whose_claim_was_taken_over_stops_and_leaves_no_files(running_job, clock, throttled):
     reporter = JobProgress(running_job, clock=clock)
     reporter(progress_at(1))
-    jobs.claim(running_job.id, "gpu1@host", task_id=running_job.task_id)  # the message came back elsewhere
+    jobs.claim(running_job.id, "gpu0@host", task_id=running_job.task_id)  # the message came back
     clock.now += 5.0
     with pytest.raises(jobs.JobSuperseded):
         reporter(progress_at(2))

@@ -50,7 +50,7 @@ def test_a_job_runs_to_success_with_a_result_that_can_reproduce_it(queued_job):
     assert (job.device, job.worker_host, job.attempts) != ("", "", 0)
     assert not job.checkpoint.name and job.finished >= job.started
     heartbeat = WorkerHeartbeat.objects.get(name=job.worker_host)
-    assert heartbeat.current_job is None and heartbeat.device == "CPU"  # idle again, device remembered
+    assert heartbeat.current_job is None and heartbeat.device.startswith("CPU, ")  # idle again, device remembered
 
 
 def test_the_visualisations_are_stored_with_the_result(queued_job):
