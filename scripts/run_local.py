@@ -2,8 +2,9 @@
 """`make run`: the whole service on this machine, for trying it out and for development.
 
 It migrates the database, makes a first admin account, picks a broker, starts one
-Celery worker and Django's development server, prints the URL, and stops everything it
-started on Ctrl-C or SIGTERM (a second Ctrl-C kills at once).
+Celery worker, the job reconciler (`manage.py reconcile_jobs`) and Django's development
+server, prints the URL, and stops everything it started on Ctrl-C or SIGTERM (a second
+Ctrl-C kills at once).
 
 The broker is the first of:
   1. CELERY_BROKER_URL or REDIS_URL from the environment;
@@ -271,6 +272,9 @@ def run(children: list[Child]) -> int:
     Child("worker", [PYTHON, "-m", "celery", "-A", "webapp", "worker", "-Q", "gpu", "-c", "1", "--pool", "prefork",
                      "-n", f"local-{port}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
           env, children, ready_text=" ready.")
+    # Sends again any queued job whose message the broker lost (say, a send while Redis was
+    # restarting) and requeues running jobs whose worker went silent: a pass a minute.
+    Child("reconciler", [PYTHON, "manage.py", "reconcile_jobs", "--every", "60"], env, children)
     # Django's development server: with DEBUG=1 it serves static/ itself. No autoreload, so
     # the process this launcher watches is the one that serves.
     Child("web", [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"], env, children)

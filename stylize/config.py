@@ -168,7 +168,9 @@ def _check_field(config: StyleConfig, f: dataclasses.Field) -> None:
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f.name, f"must be a number, not {value!r}")
-        if not math.isfinite(value):
+        # Only a float can be NaN or infinite; math.isfinite() of an int past 1e308 (JSON allows
+        # any) raises OverflowError, and the range check below refuses such an int anyway.
+        if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f.name, "must be a finite number")
     elif kind == "bool" and not isinstance(value, bool):
         raise ConfigError(f.name, f"must be true or false, not {value!r}")
@@ -189,7 +191,8 @@ def _layer_weights(name: str, value: Any) -> Mapping[str, float]:
     for layer, weight in value.items():
         if layer not in LAYER_INDEX:
             raise ConfigError(name, f"unknown layer {layer!r}; use names such as relu1_1 … relu5_4")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or (
+                isinstance(weight, float) and not math.isfinite(weight)):  # an int is finite (see _check_field)
             raise ConfigError(name, f"weight of {layer} must be a finite number, not {weight!r}")
         if not 0 <= weight <= MAX_LAYER_WEIGHT:
             raise ConfigError(name, f"weight of {layer} must be between 0 and {MAX_LAYER_WEIGHT:g}")
@@ -201,7 +204,10 @@ def _blend_weights(value: Any) -> tuple[float, ...]:
     if not isinstance(value, (list, tuple)) or any(
             isinstance(w, bool) or not isinstance(w, (int, float)) for w in value):
         raise ConfigError("style_blend", f"must be a list of numbers, one per style image, not {value!r}")
-    return tuple(float(w) for w in value)
+    try:
+        return tuple(float(w) for w in value)
+    except OverflowError:  # an int past 1e308: no float holds it
+        raise ConfigError("style_blend", "weights must be finite and not negative") from None
 
 
 def _check_device(device: str) -> None:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Real redis-servers and celery workers for any test that needs them (redis_factory, worker_factory, send_to).
+pytest_plugins = ["tests.processes"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

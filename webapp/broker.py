@@ -10,6 +10,7 @@ when Redis is down: it gets BrokerUnavailable instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -69,8 +70,7 @@ def ping() -> bool:
 def _read_redis(url: str, queues: list[str], with_task_ids: bool) -> BrokerState:
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS,
-                                  retry_on_timeout=False)
+    client = _client(url)
     try:
         with client.pipeline(transaction=False) as pipe:
             for queue in queues:
@@ -90,8 +90,16 @@ def _read_redis(url: str, queues: list[str], with_task_ids: bool) -> BrokerState
         return state
     except redis.RedisError as exc:
         raise BrokerUnavailable(f"Redis at {_redacted(url)} did not answer: {exc}") from exc
-    finally:
-        client.close()
+
+
+@functools.lru_cache(maxsize=8)
+def _client(url: str):
+    """One client (and connection pool) per URL for the process: every job submission asks
+    ping(), and a batch of a hundred must not open a hundred connections."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS,
+                                retry_on_timeout=False, health_check_interval=30)
 
 
 def _read_folder(folder: Path, with_task_ids: bool) -> BrokerState:

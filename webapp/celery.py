@@ -40,16 +40,23 @@ QUEUE = "gpu"
 VISIBILITY_MARGIN_SECONDS = 600
 
 
-def broker_transport_options(broker_url: str, hard_time_limit: int, broker_dir: Path) -> dict:
+def broker_transport_options(broker_url: str, hard_time_limit: int, broker_dir: Path, *,
+                             visibility_timeout: int | None = None, restore_every_seconds: int = 0) -> dict:
     """Options of the transport `broker_url` names."""
     scheme = broker_url.split("://", 1)[0]
     if scheme in ("redis", "rediss", "sentinel"):
-        return {
-            "visibility_timeout": hard_time_limit + VISIBILITY_MARGIN_SECONDS,
+        options = {
+            "visibility_timeout": visibility_timeout or hard_time_limit + VISIBILITY_MARGIN_SECONDS,
             # One Redis list per priority 0 … 9, served lowest number first (jobs.broker_priority).
             "priority_steps": list(range(10)),
             "sep": ":",
+            # A command on a connection Redis no longer answers (a restart, a dropped route)
+            # fails after this long instead of waiting forever; the worker then reconnects.
+            "socket_timeout": 15,
         }
+        if restore_every_seconds:  # look for messages past the visibility timeout this often
+            options.update(unacked_restore_interval=restore_every_seconds, unacked_restore_throttle=1)
+        return options
     if scheme == "filesystem":
         # One machine, no server: messages are files in a folder both sides share. A message
         # is deleted once read, its acknowledgement kept in the worker's memory only (it
@@ -68,8 +75,14 @@ app.steps["worker"].add(Heartbeat)  # device and liveness for the dashboard, idl
 app.conf.update(
     broker_url=settings.CELERY_BROKER_URL,
     broker_transport_options=broker_transport_options(
-        settings.CELERY_BROKER_URL, settings.JOB_HARD_TIME_LIMIT, settings.BROKER_DIR),
+        settings.CELERY_BROKER_URL, settings.JOB_HARD_TIME_LIMIT, settings.BROKER_DIR,
+        visibility_timeout=settings.BROKER_VISIBILITY_TIMEOUT,
+        restore_every_seconds=settings.BROKER_RESTORE_EVERY_SECONDS),
     broker_connection_retry_on_startup=True,
+    # Sending a job from a web request gives up within a few seconds when the broker is down
+    # (the request answers 503; webapp/jobs.py), rather than hanging on retries.
+    broker_connection_timeout=3,
+    task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
     # Only the job id crosses the broker, as JSON: no pickle, so no code in messages.
     task_serializer="json",
     result_serializer="json",
@@ -82,9 +95,11 @@ app.conf.update(
     # A worker holds one job at a time: a long job must not sit on messages other
     # workers could run.
     worker_prefetch_multiplier=1,
-    # A lost broker connection means the running job's message will be delivered again;
-    # stop the job now rather than run it twice.
-    worker_cancel_long_running_tasks_on_connection_loss=True,
+    # A running job goes on through a lost broker connection (a Redis restart): its state is in
+    # the database, not the broker. Its message stays unacknowledged in Redis until the ack,
+    # and a copy delivered meanwhile does not start a second run (jobs.claim()). Cancelling it
+    # instead would leave the job "running" with no worker until the visibility timeout.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     task_soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
     task_time_limit=settings.JOB_HARD_TIME_LIMIT,
     task_queues=[Queue(QUEUE, routing_key=QUEUE)],

@@ -239,6 +239,7 @@ class NewJobForm(forms.Form):
         self.content: StyleImage | None = None
         self.styles: list[StyleImage] = []
         self.params: dict[str, Any] = {}
+        self.upload_errors: list[stylize.ImageError] = []  # what store_upload refused, for error_status()
 
     # -- what the page shows ------------------------------------------------------------
 
@@ -322,6 +323,7 @@ class NewJobForm(forms.Form):
             try:
                 return storage.store_upload(self.owner, upload)
             except stylize.ImageError as error:
+                self.upload_errors.append(error)
                 self.add_error("content_file", str(error))
                 return None
         if data.get("content_image"):
@@ -342,6 +344,7 @@ class NewJobForm(forms.Form):
             try:
                 image = storage.store_upload(self.owner, upload)
             except stylize.ImageError as error:
+                self.upload_errors.append(error)
                 self.add_error("style_files", str(error))
                 continue
             self.stored_uploads[index] = image
@@ -370,6 +373,14 @@ class NewJobForm(forms.Form):
         for index, image in self.stored_uploads.items():
             data[f"blend_{image.pk}"] = data.get(f"blend_new_{index}", "1")
         self.data = data
+
+    def error_status(self) -> int:
+        """The HTTP status of the page that shows this form's errors, as the API would answer:
+        413 for a file or picture over the limits, 415 for a file that is not a usable image,
+        400 for anything else."""
+        if any(isinstance(e, (storage.UploadTooLarge, stylize.ImageTooLarge)) for e in self.upload_errors):
+            return 413
+        return 415 if self.upload_errors else 400
 
     def add_config_error(self, error: stylize.ConfigError) -> None:
         """Show a ConfigError (from validate_params or create_job) next to the input it is about."""

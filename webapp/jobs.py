@@ -21,6 +21,13 @@ over (one more attempt) and the task resumes from the stored checkpoint. Arrivin
 elsewhere while the worker still reports, it is dropped: the job runs once.
 `max_attempts` caps the takeovers, so a job that kills its worker every time ends
 as failed, not in a loop.
+
+Sending: a new job is accepted only while the broker answers (QueueUnavailable
+otherwise, before anything is written); its message goes out when the row is
+committed. If that send fails all the same, the job is failed at once ("not
+sent"; the request answers 503) rather than left queued with no message. Any
+other queued job whose message is missing (a send that failed on a requeue, a
+broker restarted without its data) is sent again by webapp/reconcile.py.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from django.utils import timezone
 
 import stylize
 
-from . import storage
+from . import broker, storage
 from .celery import QUEUE
 from .models import Batch, JobArtifact, JobAttempt, JobStyle, StyleImage, StyleJob, WorkerHeartbeat
 
@@ -48,6 +55,7 @@ log = logging.getLogger(__name__)
 Status = StyleJob.Status
 Outcome = JobAttempt.Outcome
 MIN_PRIORITY, MAX_PRIORITY = -9, 9
+DEFAULT_LANE = 4  # of Redis's 0 … 9 (webapp/celery.py task_default_priority)
 # Options the server decides: which device a worker uses, and which weights file it reads
 # (a path there would let a person make the worker open any file on it).
 SERVER_CHOSEN_OPTIONS = ("device", "weights")
@@ -56,6 +64,9 @@ PROGRESS_FIELDS = frozenset({
     "eta_seconds", "elapsed_seconds", "loss_history", "preview", "checkpoint", "device"})
 _ERROR_MAX_CHARS = 2000
 _TRACEBACK_MAX_CHARS = 20000
+# The error of a new job whose message the broker refused at the commit (its submitter got a 503).
+NOT_SENT_ERROR = ("Not started: the job queue was unavailable when this job was submitted, so it was never "
+                  "sent to a worker. Please submit it again.")
 
 
 class JobError(Exception):
@@ -77,6 +88,15 @@ class JobInputError(JobError):
 
 class JobStateError(JobError):
     """The job is in a state that does not allow this (cancel a finished job, requeue a running one)."""
+
+
+class QueueUnavailable(Exception):
+    """The broker cannot take a new job's message now (down, unreachable, or full): nothing was
+    started. Not a JobError: it is the service's fault, not the request's (503, not 4xx)."""
+
+    def __init__(self, message: str = "The job queue is unavailable right now; nothing was started. "
+                                      "Please try again in a minute."):
+        super().__init__(message)
 
 
 class JobSuperseded(Exception):
@@ -107,14 +127,17 @@ def create_job(owner, content: StyleImage, styles: Sequence[StyleImage], params:
                priority: int = 0, batch: Batch | None = None, preset: str | None = None) -> StyleJob:
     """A queued job, sent to the `gpu` queue once the surrounding transaction commits.
 
-    Raises stylize.ConfigError (bad params, `.field` names the option), JobInputError
-    or JobLimitReached.
+    Raises stylize.ConfigError (bad params, `.field` names the option), JobInputError,
+    JobLimitReached or QueueUnavailable. Inside an outer transaction the message goes out
+    when that commits; the caller then asks check_sent().
     """
     styles = list(styles)
     _check_inputs(owner, content, styles, batch)
     config = validate_params(params, len(styles), preset)
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
         raise JobInputError(f"Priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}.", "priority")
+    if not broker.ping():
+        raise QueueUnavailable()
     with transaction.atomic():
         # Locking the owner's row makes the count below and the insert one step for this
         # owner (PostgreSQL); SQLite's IMMEDIATE transactions serialise them anyway.
@@ -128,10 +151,19 @@ def create_job(owner, content: StyleImage, styles: Sequence[StyleImage], params:
             owner=owner, batch=batch, priority=priority, params=config.to_dict(), content=content,
             max_attempts=settings.JOB_MAX_ATTEMPTS, task_id=_new_task_id())
         JobStyle.objects.bulk_create(JobStyle(job=job, image=image, position=i) for i, image in enumerate(styles))
-        _enqueue_on_commit(job)
+        _enqueue_on_commit(job, fail_unsent=True)
     log.info("job %s created by user %s: %d style(s), size %d, priority %d",
              job.id, owner.pk, len(styles), config.size, priority)
+    if not transaction.get_connection().in_atomic_block:  # committed, and the send tried
+        check_sent([job.pk])
     return job
+
+
+def check_sent(job_ids: Sequence) -> None:
+    """Raise QueueUnavailable if the message of any of these new jobs could not be sent when
+    they were committed (they are failed "not sent"; see _enqueue_on_commit)."""
+    if StyleJob.objects.filter(pk__in=job_ids, status=Status.FAILED, error=NOT_SENT_ERROR).exists():
+        raise QueueUnavailable()
 
 
 def _check_inputs(owner, content: StyleImage, styles: list[StyleImage], batch: Batch | None) -> None:
@@ -148,18 +180,20 @@ def _check_inputs(owner, content: StyleImage, styles: list[StyleImage], batch: B
 
 
 def broker_priority(priority: int) -> int:
-    """The job's priority (higher first, -9 … 9) as a Redis lane: 0 is served first, 9 last."""
-    clamped = max(MIN_PRIORITY, min(MAX_PRIORITY, priority))
-    return (MAX_PRIORITY - clamped) // 2
+    """The job's priority (higher first, -9 … 9) as a Redis lane (0 is served first, 9 last):
+    priority 0 is lane 4, and each step up or down is one lane, so that raising a job once
+    serves it sooner; beyond +4 and -5 the lanes run out and priorities share lane 0 or 9."""
+    return max(0, min(9, DEFAULT_LANE - priority))
 
 
 def _new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-def _enqueue_on_commit(job: StyleJob, countdown: float | None = None) -> None:
+def _enqueue_on_commit(job: StyleJob, countdown: float | None = None, *, fail_unsent: bool = False) -> None:
     """Send the job's message once the row is committed (a worker must find what it is told about).
-    Only the id crosses the broker."""
+    Only the id crosses the broker. If the send fails, a new job (`fail_unsent`: its submitter
+    is told 503) is failed as not sent; any other stays queued for the reconciler to send again."""
     job_id, task_id, lane = str(job.id), job.task_id, broker_priority(job.priority)
 
     def send() -> None:
@@ -168,11 +202,30 @@ def _enqueue_on_commit(job: StyleJob, countdown: float | None = None) -> None:
         try:
             run_style_job.apply_async(args=[job_id], task_id=task_id, queue=QUEUE, priority=lane,
                                       countdown=countdown)
-        except Exception:
-            # The row is committed and stays queued: requeue() sends it again.
-            log.exception("could not send job %s to the broker; it stays queued until requeued", job_id)
+        except Exception as exc:
+            # Conditional on the message named: if the send did reach the broker after all (only
+            # its reply was lost) and a worker has claimed the job, the job runs and is not failed.
+            if fail_unsent and StyleJob.objects.filter(pk=job_id, status=Status.QUEUED, task_id=task_id).update(
+                    status=Status.FAILED, finished=timezone.now(), error=NOT_SENT_ERROR):
+                log.error("job %s failed: could not send it to the broker (%s)", job_id, exc)
+            else:
+                log.exception("could not send job %s to the broker; it stays queued for the reconciler", job_id)
 
     transaction.on_commit(send)
+
+
+def resend(job_id, task_id: str) -> bool:
+    """Send a queued job's message again, under a new id, because the broker does not hold it
+    (the reconciler). Conditional on the message the row names, so a job claimed or changed
+    meanwhile is left alone, and a late copy of the old message can no longer claim it."""
+    new_task_id = _new_task_id()
+    with transaction.atomic():
+        rows = StyleJob.objects.filter(pk=job_id, status=Status.QUEUED, task_id=task_id).update(task_id=new_task_id)
+        if rows:
+            _enqueue_on_commit(StyleJob.objects.get(pk=job_id))
+    if rows:
+        log.warning("job %s: its message %s was not in the broker; sent again as %s", job_id, task_id, new_task_id)
+    return bool(rows)
 
 
 # -- the worker's side ----------------------------------------------------------------------
@@ -345,8 +398,8 @@ def record_worker_heartbeat(name: str, *, pid: int | None, job_id=None, keep_job
 # -- a person's (or an admin's) side ------------------------------------------------------------
 
 def cancel(job: StyleJob) -> str:
-    """Cancel a job: a queued one at once; a running one by asking its worker, which stops within
-    an iteration of its next progress report (about a second); a running one whose worker has
+    """Cancel a job: a queued one at once; a running one by asking its worker, which stops after
+    the iteration it is in (it reads the flag after each); a running one whose worker has
     been silent for STUCK_AFTER_SECONDS at once. Returns the status after the call ("running"
     means the worker has been asked). Cancelling a cancelled job does nothing."""
     now = timezone.now()

@@ -40,7 +40,6 @@ urlpatterns = [
     path("images/<uuid:image_id>/", files.image_file, name="image_file"),
     path("images/<uuid:image_id>/thumbnail.jpg", files.image_thumbnail, name="image_thumbnail"),
     path("accounts/signup/", accounts.signup, name="signup"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True,
-                                                         next_page="pages:job_list"), name="login"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),  # failed attempts limited
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="pages:login"), name="logout"),
 ]

@@ -4,8 +4,9 @@ previews, checkpoints, heartbeats and the cancel check.
 The engine calls it after every iteration, which on a GPU can be hundreds of times
 a second; the database sees at most one progress write per PROGRESS_EVERY_SECONDS,
 storage one preview per PREVIEW_EVERY_SECONDS and one checkpoint per
-CHECKPOINT_EVERY_SECONDS. The cancel flag is read with each progress write, so a
-cancelled job stops within about PROGRESS_EVERY_SECONDS plus one iteration.
+CHECKPOINT_EVERY_SECONDS. The cancel flag is read after every iteration (one small
+query by primary key; at most every CANCEL_CHECK_EVERY_SECONDS when that is set), so a
+cancelled job stops within the iteration after the one it was in.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class JobProgress:
         self.next_checkpoint = now + self.checkpoint_every
         self.preview_name = job.preview.name or ""
         self.checkpoint_name = job.checkpoint.name or ""
-        self.next_device = now
+        self.next_device = self.next_cancel_check = now
         self.device = DeviceReport("unknown")
         self.writes = 0
 
@@ -114,6 +115,10 @@ class JobProgress:
         if files or last or now >= self.next_progress:
             self._write(progress, files)
             self.next_progress = now + self.progress_every
+        if now >= self.next_cancel_check:
+            self.next_cancel_check = now + settings.CANCEL_CHECK_EVERY_SECONDS
+            if jobs.should_cancel(self.job.pk):
+                raise stylize.Cancelled(f"job {self.job.pk} was cancelled by its owner")
 
     def _write(self, progress: stylize.Progress, files: Mapping[str, str]) -> None:
         device = self._device()
@@ -140,8 +145,6 @@ class JobProgress:
         jobs.record_worker_heartbeat(self.job.worker_host, pid=os.getppid(), device=device.name,
                                      device_memory_bytes=device.memory_total,
                                      device_memory_used_bytes=device.memory_used, job_id=self.job.pk)
-        if jobs.should_cancel(self.job.pk):
-            raise stylize.Cancelled(f"job {self.job.pk} was cancelled by its owner")
 
     def _device(self) -> DeviceReport:
         """Asked again every WORKER_HEARTBEAT_SECONDS: memory use changes, the name does not."""

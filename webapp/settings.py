@@ -159,6 +159,8 @@ if JOB_HARD_TIME_LIMIT <= JOB_SOFT_TIME_LIMIT:
 CHECKPOINT_EVERY_SECONDS = env_float("CHECKPOINT_EVERY_SECONDS", 60.0, min=0.0)
 PROGRESS_EVERY_SECONDS = env_float("PROGRESS_EVERY_SECONDS", 1.0, min=0.0)
 PREVIEW_EVERY_SECONDS = env_float("PREVIEW_EVERY_SECONDS", 5.0, min=0.0)
+# 0: a running job reads its cancel flag after every iteration (a primary-key lookup).
+CANCEL_CHECK_EVERY_SECONDS = env_float("CANCEL_CHECK_EVERY_SECONDS", 0.0, min=0.0)
 # A running job whose worker has said nothing for this long is presumed dead. It must
 # exceed the longest silence of a healthy run: loading, one iteration, the visualisations.
 STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 600, min=10)
@@ -166,6 +168,8 @@ STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 600, min=10)
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 10.0, min=0.5)
 # A worker that has not written a heartbeat for this long is shown offline.
 WORKER_OFFLINE_AFTER_SECONDS = env_float("WORKER_OFFLINE_AFTER_SECONDS", 60.0, min=1.0)
+# How long the dashboard waits for the workers to answer Celery's inspect (ping/active/stats).
+DASHBOARD_INSPECT_TIMEOUT = env_float("DASHBOARD_INSPECT_TIMEOUT", 1.0, min=0.05, max=10.0)
 # /metrics answers staff sessions, and a scraper sending `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env_str("METRICS_TOKEN", None)
 
@@ -176,18 +180,36 @@ REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes=("redis", "
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL,
                             schemes=("redis", "rediss", "sentinel", "filesystem", "memory"))
 BROKER_DIR = VAR_DIR / "broker"
+# Redis hands a message unacknowledged for this long to another worker (webapp/celery.py):
+# by default the hard time limit plus 10 minutes, so a running job's message stays put
+# (jobs.claim() drops a copy that comes back anyway). The fault tests shorten it.
+BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", None, min=1)
+# How often a worker looks for messages past the visibility timeout; 0: kombu's default (~100 s).
+BROKER_RESTORE_EVERY_SECONDS = env_int("BROKER_RESTORE_EVERY_SECONDS", 0, min=0)
+# The reconciler (webapp/reconcile.py) sends again a job queued for this long whose message
+# the broker does not hold; the grace covers a message on its way after a commit.
+RECONCILE_GRACE_SECONDS = env_int("RECONCILE_GRACE_SECONDS", 60, min=1)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0, min=0)  # 0 = never
 
 # -- REST API (webapp/api) ---------------------------------------------------------------
 # Throttle counters: in Redis when REDIS_URL is set (shared by every web process), else per process.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Short timeouts: with Redis away, a request waits a second at most before it goes on uncounted.
     "throttle": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                  "KEY_PREFIX": "throttle"} if env_str("REDIS_URL", None)
+                  "KEY_PREFIX": "throttle", "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
+                 if env_str("REDIS_URL", None)
                  else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}),
 }
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/minute")  # per person; DRF's "<n>/<second|minute|hour|day>"
 API_BATCH_MAX_JOBS = env_int("API_BATCH_MAX_JOBS", 100, min=1)
+# Failed logins per username and per client address within the window, counted in the
+# "throttle" cache; past either, a login is refused unchecked (webapp/login_limit.py).
+LOGIN_FAILURES_PER_USERNAME = env_int("LOGIN_FAILURES_PER_USERNAME", 5, min=1)
+LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20, min=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, min=1)
+# The limit's gate first: it refuses before ModelBackend checks a password.
+AUTHENTICATION_BACKENDS = ["webapp.login_limit.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",  # first: no credentials → 401, not 403

@@ -29,6 +29,13 @@ Status = StyleJob.Status
 
 
 class StyleJobTask(Task):
+    def apply_async(self, args=None, kwargs=None, **options):
+        # The worker that runs a job enforces its own JOB_*_TIME_LIMIT: Celery would otherwise
+        # write the sender's limits into every message, and a message's limits win.
+        options.setdefault("time_limit", None)
+        options.setdefault("soft_time_limit", None)
+        return super().apply_async(args, kwargs, **options)
+
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         # On a hard time limit Celery kills the child and calls this in the parent process:
         # the job would otherwise stay "running" with no message left to run it.

@@ -1,4 +1,4 @@
-"""URLs: the pages, the admin and a health check (the REST API is added here later)."""
+"""URLs: the pages, the REST API, the admin with its queue dashboard, /metrics and a health check."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from .views import dashboard
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,16 @@ def health(request):
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
+# Django's refusals of request bodies (too large, too many fields) as a 413/400 that says so.
+handler400 = "webapp.request_limits.bad_request"
+
 urlpatterns = [
+    # Before admin/: the admin's catch-all would answer these. admin_view = staff only.
+    path("admin/queue/", admin.site.admin_view(dashboard.queue_dashboard), name="queue_dashboard"),
+    path("admin/queue/data.json", admin.site.admin_view(dashboard.queue_data), name="queue_data"),
+    path("admin/queue/requeue-stuck/", admin.site.admin_view(dashboard.requeue_stuck), name="queue_requeue_stuck"),
     path("admin/", admin.site.urls),
+    path("metrics", dashboard.metrics, name="metrics"),
     path("health/", health, name="health"),
     path("api/", include("webapp.api.urls")),
     path("", include("webapp.page_urls")),  # the browser pages

@@ -14,7 +14,7 @@ from deploy_files import (REPO, MissingVariable, dockerfile_env, interpolate, pa
                           variables_used)
 
 APP_SERVICES = ("web", "worker")
-LONG_RUNNING = ("web", "worker", "redis", "postgres")
+LONG_RUNNING = ("web", "worker", "reconciler", "redis", "postgres")
 # Set for a container but read by something other than the settings (each says by what).
 NOT_SETTINGS = {
     "WEB_CONCURRENCY": REPO / "docker" / "gunicorn.conf.py",
@@ -141,6 +141,20 @@ def test_web_and_worker_start_after_migrations_on_a_healthy_database_and_broker(
     assert migrate["command"][:3] == ["python", "manage.py", "migrate"]
     assert depends_on(migrate) == {"postgres": "service_healthy"}
     assert migrate["restart"] == "no"  # or it would run again every time it finished
+
+
+def test_the_reconciler_runs_a_pass_a_minute_with_the_apps_settings_after_migrations(compose):
+    reconciler = compose["services"]["reconciler"]
+    command = reconciler["command"]
+    assert command[:3] == ["python", "manage.py", "reconcile_jobs"]
+    assert command[command.index("--every") + 1] == "60"
+    assert (REPO / "webapp" / "management" / "commands" / "reconcile_jobs.py").is_file()
+    assert reconciler["image"] == compose["services"]["worker"]["image"]
+    assert environment(reconciler) == environment(compose["services"]["worker"])
+    assert depends_on(reconciler) == depends_on(compose["services"]["worker"])
+    # Its health check reads the file each pass touches.
+    alive = command[command.index("--alive-file") + 1]
+    assert alive in " ".join(reconciler["healthcheck"]["test"])
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)

@@ -1,10 +1,9 @@
-"""A real job through a real redis-server and a real celery worker, with the real engine on tiny images."""
+"""A real job through a real redis-server and a real celery worker, with the real engine on tiny images.
+(What happens when something fails on the way, a killed worker, a cancel, Redis down, is in tests/faults.)"""
 
 from __future__ import annotations
 
 import io
-import os
-import signal
 import time
 
 import pytest
@@ -83,34 +82,5 @@ def test_a_job_goes_through_redis_and_a_worker_to_a_stored_result(worker, person
     names = {a.name: a.file.name for a in row.artifacts.all()}
     assert {"gram", "patches", "loss", "features_relu3_1"} <= set(names)
     assert all(default_storage.exists(name) for name in names.values())
-    assert row.worker_host.startswith("integration@") and row.device == "CPU"
+    assert row.worker_host.startswith("integration@") and row.device.startswith("CPU")
     assert WorkerHeartbeat.objects.filter(name=row.worker_host).exists()
-
-
-def test_cancel_stops_a_running_job_and_the_worker_takes_the_next_one(worker, person, images):
-    job = submit(person, images, iterations=2000)  # minutes, were it not cancelled
-    wait_for(job, worker, lambda row: row.status == Status.RUNNING and row.step >= 1)
-    cancelled_at = time.monotonic()
-    assert jobs.cancel(job) == Status.RUNNING  # asked
-    row = wait_for(job, worker, finished, timeout=30)[-1]
-    assert row.status == Status.CANCELLED, worker.tail()
-    assert time.monotonic() - cancelled_at < 10
-    assert row.step < 2000 and not row.result.name
-
-    after = submit(person, images, iterations=3)
-    assert wait_for(after, worker, finished)[-1].status == Status.SUCCEEDED, worker.tail()
-
-
-def test_a_job_whose_worker_process_is_killed_resumes_from_its_checkpoint(worker, person, images):
-    job = submit(person, images, iterations=60)
-    row = wait_for(job, worker, lambda row: row.status == Status.RUNNING and row.checkpoint.name
-                   and row.step >= 5)[-1]
-    child = WorkerHeartbeat.objects.get(name=row.worker_host).pid
-    assert child and child != worker.process.pid
-    os.kill(child, signal.SIGKILL)  # the pool process running the job, as the OOM killer would
-
-    row = wait_for(job, worker, finished)[-1]
-    assert row.status == Status.SUCCEEDED, f"{row.error}\n{worker.tail()}"
-    assert row.attempts == 2
-    assert f"job {job.pk}: resuming from its checkpoint" in worker.log()
-    assert [p["step"] for p in row.loss_history][-1] == 60

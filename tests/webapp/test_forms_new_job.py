@@ -180,7 +180,7 @@ def test_a_bad_value_is_shown_next_to_its_input_and_nothing_entered_is_lost(logg
                                                                             value, message):
     data = form_data(**{field: value, "style_weight": "0.005", "layer_relu3_1": "0.7"})
     response = post(logged_in, {**data, "content_image": str(content.pk), "style_images": [str(style.pk)]})
-    assert response.status_code == 200 and not StyleJob.objects.exists()
+    assert response.status_code == 400 and not StyleJob.objects.exists()
     assert error_of(response, field) == message
     page = parse(response)
     control = find(page, "select" if field == "preserve_colors" else "input", name=field)
@@ -228,7 +228,7 @@ def test_accepted_uploads_are_kept_as_chosen_images_when_the_page_comes_back(log
     response = post(logged_in, form_data(size="1", blend_new_0="3", blend_new_1="1"),
                     content_file=photo(),
                     style_files=[photo("style", "starry_night.jpg"), photo("style", "the_scream.jpg")])
-    assert response.status_code == 200 and error_of(response, "size")
+    assert response.status_code == 400 and error_of(response, "size")
     content = StyleImage.objects.get(original_name="chelsea.png")
     starry = StyleImage.objects.get(original_name="starry_night.jpg")
     scream = StyleImage.objects.get(original_name="the_scream.jpg")

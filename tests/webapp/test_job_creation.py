@@ -41,7 +41,7 @@ def test_the_message_is_sent_on_commit_with_the_job_id_only(user, content, style
                      "countdown": None}]
 
 
-@pytest.mark.parametrize("priority, lane", [(9, 0), (0, 4), (-9, 9), (1, 4), (2, 3)])
+@pytest.mark.parametrize("priority, lane", [(9, 0), (4, 0), (1, 3), (0, 4), (-1, 5), (-5, 9), (-9, 9)])
 def test_a_higher_priority_takes_a_redis_lane_served_sooner(priority, lane):
     assert jobs.broker_priority(priority) == lane
 

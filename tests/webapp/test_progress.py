@@ -113,13 +113,24 @@ def test_each_write_is_a_heartbeat_naming_the_worker_and_its_device(running_job,
     assert 0 < heartbeat.device_memory_used_bytes < heartbeat.device_memory_bytes  # host memory here
 
 
-def test_a_cancel_request_stops_the_run_at_the_next_write(running_job, clock, throttled):
+def test_a_cancel_request_stops_the_run_after_the_next_iteration_between_writes(running_job, clock, throttled):
     reporter = JobProgress(running_job, clock=clock)
     reporter(progress_at(1))
     jobs.cancel(running_job)
-    clock.now += 0.5
-    reporter(progress_at(2))  # between writes: not checked yet
-    clock.now += 0.5
+    clock.now += 0.1  # long before the next progress write
+    with pytest.raises(stylize.Cancelled):
+        reporter(progress_at(2))
+    assert StyleJob.objects.get(pk=running_job.pk).step == 1  # no write was needed to notice
+
+
+def test_the_cancel_check_can_be_throttled(running_job, clock, throttled, settings):
+    settings.CANCEL_CHECK_EVERY_SECONDS = 0.5
+    reporter = JobProgress(running_job, clock=clock)
+    reporter(progress_at(1))
+    jobs.cancel(running_job)
+    clock.now += 0.2
+    reporter(progress_at(2))  # not checked yet
+    clock.now += 0.3
     with pytest.raises(stylize.Cancelled):
         reporter(progress_at(3))
 

@@ -44,7 +44,7 @@ class ParamsField(serializers.JSONField):
         if isinstance(data, (str, bytes)):
             try:
                 data = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
                 raise serializers.ValidationError("must be a JSON object")
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")

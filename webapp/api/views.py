@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -14,18 +13,20 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 import stylize
 from webapp import jobs, storage
-from webapp.models import Batch, JobStyle, StyleImage, StyleJob
+from webapp.models import Batch, StyleImage, StyleJob
 from webapp.views.files import serve
 
 from . import serializers as s
 from .errors import Conflict, JobCapReached, config_error, image_error, job_error
 from .idempotency import HEADER, idempotent
+from .models import IdempotencyKey
+from .parsers import JobJSONParser
 from .zipstream import zip_stream
 
 Status = StyleJob.Status
@@ -39,6 +40,31 @@ ERRORS = {400: OpenApiResponse(description="Invalid input; the body names the fi
 UPLOAD_ERRORS = {413: OpenApiResponse(description="File or picture too large."),
                  415: OpenApiResponse(description="Not an image, or an unsupported format.")}
 CAP = {429: OpenApiResponse(description="Too many jobs queued or running, or too many requests.")}
+UNAVAILABLE = {503: OpenApiResponse(description="The job queue is unavailable; nothing was started. Try again "
+                                                "in a minute.")}
+
+
+class QueueDown(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The job queue is unavailable right now; nothing was started."
+    default_code = "queue_unavailable"
+
+
+def _submit(request, make, job_ids_of) -> Response:
+    """idempotent(request, make) for a request that creates jobs, or 503 if the broker cannot take
+    them: refused before anything was written, or, if it went down at that very moment, the jobs
+    were failed as not sent at the commit; their Idempotency-Key answer is then dropped, so a
+    retry with the same key submits them anew."""
+    try:
+        response = idempotent(request, make)
+    except jobs.QueueUnavailable as exc:
+        raise QueueDown(str(exc))
+    try:
+        jobs.check_sent(job_ids_of(response.data))
+    except jobs.QueueUnavailable as exc:
+        IdempotencyKey.objects.filter(owner=request.user, key=request.headers.get(HEADER, "").strip()).delete()
+        raise QueueDown(str(exc))
+    return response
 
 
 def _store(request, uploaded) -> StyleImage:
@@ -92,7 +118,7 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                  viewsets.GenericViewSet):
     serializer_class = s.JobSerializer
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [JobJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -116,7 +142,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
     @extend_schema(summary="Start a job", request={"application/json": s.JobCreateSerializer,
                                                    "multipart/form-data": s.JobCreateSerializer},
                    parameters=[IDEMPOTENCY],
-                   responses={202: s.JobAcceptedSerializer, **ERRORS, **UPLOAD_ERRORS, **CAP})
+                   responses={202: s.JobAcceptedSerializer, **ERRORS, **UPLOAD_ERRORS, **CAP, **UNAVAILABLE})
     def create(self, request, *args, **kwargs):
         def make() -> Response:
             form = s.JobCreateSerializer(data=request.data, context=self.get_serializer_context())
@@ -137,7 +163,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             return Response({"id": str(job.pk), "url": url, "status": job.status},
                             status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
-        return idempotent(request, make)
+        return _submit(request, make, lambda data: [data["id"]])
 
     @extend_schema(summary="Cancel a job", request=None, parameters=[IDEMPOTENCY],
                    description="A queued job is cancelled at once; a running one stops within about a second "
@@ -159,20 +185,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         return idempotent(request, make)
 
     def perform_destroy(self, job: StyleJob) -> None:
-        if job.status in StyleJob.ACTIVE:
-            try:
-                jobs.cancel(job)
-            except jobs.JobError as exc:
-                raise job_error(exc)
-            if job.status == Status.RUNNING:
-                raise Conflict("The job is running; it has been asked to stop. Delete it once it has.")
-        # A copy keeps the id (delete() clears it); its files are all under results/<id>/ and
-        # checkpoints/<id>/, so they are found after the rows are gone.
-        files_of = copy.copy(job)
-        with transaction.atomic():
-            transaction.on_commit(lambda: storage.delete_job_files(files_of))
-            JobStyle.objects.filter(job=job).delete()
-            job.delete()
+        try:
+            jobs.delete_job(job)
+        except jobs.JobStateError as exc:
+            raise Conflict(str(exc))
 
     @extend_schema(summary="The result PNG", responses={(200, "image/png"): OpenApiTypes.BINARY, **ERRORS})
     @action(detail=True, methods=["get"])
@@ -199,7 +215,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
 )
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.BatchSerializer
-    parser_classes = [JSONParser]
+    parser_classes = [JobJSONParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -209,7 +225,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(summary="Start a batch", request=s.BatchCreateSerializer, parameters=[IDEMPOTENCY],
                    description="Accepted whole or not at all: if its jobs would take you over the limit of "
                                "jobs queued or running, nothing is created (429).",
-                   responses={202: s.BatchAcceptedSerializer, **ERRORS, **CAP})
+                   responses={202: s.BatchAcceptedSerializer, **ERRORS, **CAP, **UNAVAILABLE})
     def create(self, request, *args, **kwargs):
         def make() -> Response:
             form = s.BatchCreateSerializer(data=request.data, context=self.get_serializer_context())
@@ -236,7 +252,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response({"id": str(batch.pk), "url": url, "jobs": [str(job.pk) for job in created]},
                             status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
-        return idempotent(request, make)
+        return _submit(request, make, lambda data: data["jobs"])
 
     @extend_schema(summary="The finished results as a zip",
                    description="Streamed; entries named `<content>__<style>__<job>.png`. "

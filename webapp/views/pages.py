@@ -70,6 +70,7 @@ def job_detail(request, job_id):
 def new_job(request):
     """The form; ?from=<job id> fills it with that job's params and images ("run again with changes")."""
     limit_message = ""
+    queue_down = False
     if request.method == "POST":
         form = NewJobForm(request.POST, request.FILES, owner=request.user)
         if form.is_valid():
@@ -79,6 +80,9 @@ def new_job(request):
                 form.add_config_error(error)
             except jobs.JobLimitReached as error:
                 limit_message = str(error)
+            except jobs.QueueUnavailable as error:  # the form is shown again as it was filled in
+                form.add_error(None, str(error))
+                queue_down = True
             except jobs.JobError as error:
                 form.add_job_error(error)
             else:
@@ -89,6 +93,7 @@ def new_job(request):
     if not limit_message and active >= settings.JOBS_PER_USER:
         limit_message = (f"You have {active} jobs queued or running, the most allowed at once. You can fill in "
                          f"this form now; it can be submitted when one of them finishes or is cancelled.")
+    refused = form.is_bound and bool(form.errors)  # bad input: a 4xx, as the API answers it
     return render(request, "webapp/new_job.html", {
         "form": form,
         "limit_message": limit_message,
@@ -102,7 +107,7 @@ def new_job(request):
                     for name, full in preset_params().items()],
         "max_styles": settings.JOB_MAX_STYLES,
         "upload_max_mb": f"{settings.UPLOAD_MAX_BYTES / 1e6:.3g}",
-    })
+    }, status=503 if queue_down else form.error_status() if refused else 200)
 
 
 def _preset_summary(params: dict) -> str:

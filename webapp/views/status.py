@@ -29,7 +29,7 @@ def job_status(request, job_id):
 @require_POST
 def job_cancel(request, job_id):
     """Cancel (CSRF-protected POST). A queued job is cancelled at once; a running one is asked
-    to stop and does within about a second. JSON for the page's script, a redirect otherwise."""
+    to stop and does after its current iteration. JSON for the page's script, a redirect otherwise."""
     job = own_job(request, job_id)
     try:
         status = jobs.cancel(job)

@@ -1,0 +1,72 @@
+"""Fault tests: real faults injected into real processes (a private redis-server, real `celery worker`
+subprocesses, the real engine on 32-48 px images), each asserting what the service promises:
+every accepted job is kept, none runs twice at the same time, bad input is refused cleanly.
+
+What is where:
+    tests/processes.py          redis_factory, worker_factory, send_to: the real processes
+                                wait_for_job(), finished(), broker_holds(): a job's row polled
+                                (log tails on failure), what the broker holds
+    conftest.py (this file)     a redis the test publishes to, a person with two tiny images,
+                                submit()
+    test_worker_killed.py       1. SIGKILL of the pool process mid-job: resumes from its checkpoint
+    test_poison_job.py          2. a job that kills its worker every time: failed at the attempt cap
+    test_visibility_timeout.py  3. a job longer than Redis' visibility timeout runs once
+    test_time_limit.py          4. soft and hard time limits: failed as timed out, not re-delivered
+    test_warm_shutdown.py       5. SIGTERM during a job; SIGKILL after the grace: never lost
+    test_redis_restart.py       6. Redis SIGKILLed and restarted from its AOF with 20 jobs queued
+    test_redis_down.py          7. submitting while Redis is down: 503, nothing half-made
+    test_reconcile.py           7. the reconciler: lost messages sent again, stuck jobs requeued
+    test_out_of_memory.py       8. out of device memory: failed with a size that fits, not retried
+    test_cancel.py              9. cancel a queued job and a running one
+    test_bad_input.py, test_access.py, test_fuzz.py, inputs.py: bad input and access (their own fixtures)
+
+Every wait is bounded and a failure message carries the workers' log tails.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.processes import RedisServer
+from webapp.models import StyleJob
+
+Status = StyleJob.Status
+
+
+@pytest.fixture
+def redis(redis_factory, send_to) -> RedisServer:
+    """A private redis-server (no persistence) that this process publishes to."""
+    server = redis_factory()
+    send_to(server.url)
+    return server
+
+
+@pytest.fixture
+def person(django_user_model, worker_media):
+    return django_user_model.objects.create_user("grace")  # no password: hashing one is slow
+
+
+@pytest.fixture
+def images(person, sample_photo):
+    from webapp import storage
+
+    content = storage.store_upload(person, SimpleUploadedFile("chelsea.png", sample_photo("content", "chelsea.png")))
+    style = storage.store_upload(person, SimpleUploadedFile(
+        "starry.jpg", sample_photo("style", "starry_night.jpg", format="JPEG")))
+    return content, style
+
+
+@pytest.fixture
+def submit(person, images) -> Callable[..., StyleJob]:
+    """submit(iterations, size=32, **params) -> a queued job of Grace's, sent to the broker."""
+    from webapp import jobs
+
+    def make(iterations: int, size: int = 32, **params) -> StyleJob:
+        content, style = images
+        return jobs.create_job(person, content, [style], {"size": size, "scales": 1, "iterations": iterations,
+                                                          "seed": 3, **params})
+
+    return make

@@ -1,0 +1,64 @@
+"""`manage.py reconcile_jobs [--every SECONDS] [--alive-file PATH]`: send again the queued jobs the
+broker lost, requeue the running jobs whose worker went silent (webapp/reconcile.py)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
+
+from webapp.broker import BrokerUnavailable
+from webapp.reconcile import reconcile
+
+log = logging.getLogger("webapp.reconcile")
+
+
+class Command(BaseCommand):
+    help = ("Send again every job queued in the database whose message the broker does not hold, and requeue "
+            "running jobs whose worker has been silent for STUCK_AFTER_SECONDS. One pass (exit status 1 if "
+            "the broker cannot be reached), or with --every, a pass every SECONDS until stopped.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--every", type=float, metavar="SECONDS",
+                            help="Run until stopped (SIGTERM, Ctrl-C), a pass every SECONDS; a pass that cannot "
+                                 "reach the broker is logged and the next one tries again.")
+        parser.add_argument("--alive-file", type=Path, metavar="PATH",
+                            help="Touch this file after every pass (a container health check reads its age).")
+
+    def handle(self, every=None, alive_file=None, **options):
+        if every is None:
+            try:
+                report = reconcile()
+            except BrokerUnavailable as exc:
+                raise CommandError(f"nothing reconciled: {exc}")
+            self.stdout.write(str(report))
+            return
+        if every <= 0:
+            raise CommandError("--every must be a positive number of seconds")
+        stop = threading.Event()
+        # SIGTERM (docker stop, make run's Ctrl-C) ends the loop between passes; a pass is a few
+        # conditional UPDATEs, each complete or not done, so stopping mid-pass would be safe too.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        log.info("reconciling jobs every %g s", every)
+        while not stop.is_set():
+            self.one_pass()
+            if alive_file:
+                alive_file.touch()
+            stop.wait(every)
+
+    def one_pass(self) -> None:
+        close_old_connections()  # a long-running process: drop a connection the database closed
+        try:
+            report = reconcile()
+        except BrokerUnavailable as exc:
+            log.warning("nothing reconciled: %s", exc)
+            return
+        except Exception:  # the database away for a moment: the next pass tries again
+            log.exception("the reconciliation pass failed")
+            return
+        if report.resent or report.requeued:
+            log.info("reconciled: %s", report)

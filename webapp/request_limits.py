@@ -1,0 +1,92 @@
+"""Requests too large to read: a 413 with a message, before anything reads the body.
+
+Django reads a body when a view (or CsrfViewMiddleware) first asks for request.POST, FILES
+or body. It refuses form fields or a body past DATA_UPLOAD_MAX_MEMORY_SIZE with a bare 400,
+spools any amount of file data to disk first, and DRF's JSON parser reads a body of any size.
+RequestSizeLimitMiddleware looks at Content-Length before all of that:
+
+    multipart (files)   (1 + JOB_MAX_STYLES) files of UPLOAD_MAX_BYTES, plus
+                        DATA_UPLOAD_MAX_MEMORY_SIZE of form fields
+    anything else       DATA_UPLOAD_MAX_MEMORY_SIZE
+
+bad_request (the 400 handler, webapp/urls.py) answers Django's own refusals the same way:
+413 for form fields over DATA_UPLOAD_MAX_MEMORY_SIZE in a body that passed here, a 400 that
+says what is wrong for too many fields or files. The API gets JSON ({"detail": ...}), the
+pages an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views import defaults
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"  # webapp/urls.py
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.3g}"  # as storage.UploadTooLarge says it
+
+
+def body_limit(request: HttpRequest) -> int | None:
+    """The most bytes this request's body may have (None: no limit)."""
+    fields = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if request.content_type == "multipart/form-data":
+        return (1 + settings.JOB_MAX_STYLES) * settings.UPLOAD_MAX_BYTES + (fields or 0)
+    return fields
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0  # Django reads nothing of a body whose length it cannot parse
+
+
+def refuse(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"detail": message}, status=status)
+    return render(request, "request_refused.html", {"title": title, "message": message}, status=status)
+
+
+class RequestSizeLimitMiddleware:
+    """413 for a body over body_limit(), read from Content-Length alone. It must run before
+    CsrfViewMiddleware's process_view, which reads request.POST: any place in MIDDLEWARE does,
+    as every middleware's __call__ runs before the first process_view."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit, length = body_limit(request), _content_length(request)
+        if limit is not None and length > limit:
+            log.warning("refused a %s body of %d bytes to %s (limit %d)", request.content_type, length,
+                        request.path, limit)
+            if request.content_type == "multipart/form-data":
+                message = (f"The request is too large ({_mb(length)} MB): upload at most "
+                           f"{_mb(settings.UPLOAD_MAX_BYTES)} MB per image, {1 + settings.JOB_MAX_STYLES} "
+                           f"images at once.")
+            else:
+                message = f"The request is too large ({_mb(length)} MB): at most {_mb(limit)} MB of data."
+            return refuse(request, 413, "Too large", message)
+        return self.get_response(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: Django's refusals of a body it has begun to read, said plainly."""
+    if isinstance(exception, RequestDataTooBig):
+        return refuse(request, 413, "Too large", f"The request is too large: its form fields may have at most "
+                                                 f"{_mb(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)} MB.")
+    if isinstance(exception, TooManyFieldsSent):
+        return refuse(request, 400, "Bad request", f"The request has too many fields (at most "
+                                                   f"{settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}).")
+    if isinstance(exception, TooManyFilesSent):
+        return refuse(request, 400, "Bad request", f"The request has too many files (at most "
+                                                   f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES}).")
+    return defaults.bad_request(request, exception)
