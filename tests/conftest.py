@@ -63,6 +63,15 @@ def sample_photo():
     return make
 
 
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """A folder of this test's own for stored files (the storage API reads MEDIA_ROOT)."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
 # -- the web service's people and broker, shared by tests/webapp and tests/api ------------
 
 

@@ -15,10 +15,9 @@ TINY_PARAMS = {"size": 48, "scales": 1, "iterations": 3, "seed": 7}
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    root = tmp_path / "media"
-    settings.MEDIA_ROOT = str(root)
-    return root
+def private_media(media_root):
+    """Every test stores its files in its own folder."""
+    return media_root
 
 
 @pytest.fixture(autouse=True)

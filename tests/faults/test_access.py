@@ -19,25 +19,18 @@ from django.urls import clear_url_caches
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-import inputs
+from tests import inputs
 from tests.api.conftest import client_for, fresh_throttle  # noqa: F401 (fresh_throttle: an autouse fixture)
 from webapp import jobs, login_limit, storage
 from webapp.api.urls import router
 from webapp.models import Batch, JobArtifact, StyleJob
 from webapp.views.common import version
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 
 Status = StyleJob.Status
 PASSWORD = "a long and unusual passphrase"
 TINY = {"size": 48, "scales": 1, "iterations": 2, "seed": 7}
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    root = tmp_path / "media"
-    settings.MEDIA_ROOT = str(root)
-    return root
 
 
 @pytest.fixture(autouse=True)

@@ -17,24 +17,16 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, PngImagePlugin
 
-import inputs
+from tests import inputs
 import stylize
 from tests.api.conftest import api  # noqa: F401 (a fixture: Ada's token client)
 from webapp import storage
 from webapp.models import StyleImage, StyleJob
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 
 ROUTES = ("new-job page", "images API", "jobs API")
 UUID_PNG = re.compile(r"^uploads/[0-9a-f]{32}\.png$")
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path) -> Path:
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from PIL import Image
 
-import inputs
+from tests import inputs
 import stylize
 from stylize.config import PRESETS, StyleConfig, field_info
 from stylize.vgg import LAYER_NAMES
@@ -25,7 +25,8 @@ from tests.conftest import SHARED_IMAGES
 from webapp import jobs, storage
 from webapp.models import StyleImage
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]  # Pillow reading mangled metadata
 
 
 def fuzz(max_examples: int):
@@ -34,11 +35,6 @@ def fuzz(max_examples: int):
     # absence.
     return hypothesis_settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
                                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 @pytest.fixture

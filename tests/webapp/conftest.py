@@ -9,11 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path) -> Path:
-    """Every test stores its files in its own folder (the storage API reads MEDIA_ROOT)."""
-    root = tmp_path / "media"
-    settings.MEDIA_ROOT = str(root)
-    return root
+def private_media(media_root) -> Path:
+    """Every test stores its files in its own folder."""
+    return media_root
 
 
 

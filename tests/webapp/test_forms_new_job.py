@@ -11,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from stylize.config import PRESETS, StyleConfig, field_info
-from webapp.forms import PARAM_FIELDS
+from tests.inputs import form_data
 from webapp.models import StyleImage, StyleJob
 
 pytestmark = pytest.mark.django_db
@@ -67,18 +67,6 @@ def addable_layers(response) -> list[str]:
     html = response.content.decode()
     select = html[html.index('<select id="add-layer-select">'):]
     return re.findall(r'<option value="(\w+)">', select[:select.index("</select>")])
-
-
-def form_data(**overrides) -> dict:
-    """What the form posts when a person leaves the defaults, made tiny (48 px, 4 iterations)."""
-    defaults = StyleConfig().to_dict()
-    data = {name: "" if defaults[name] is None else str(defaults[name]) for name in PARAM_FIELDS}
-    data["normalize_content"] = "on"
-    data["content_layer"] = "relu4_2"
-    data.update({f"layer_{layer}": str(weight) for layer, weight in defaults["style_layers"].items()})
-    data.update(size="48", scales="1", iterations="4", seed="7")
-    data.update(overrides)
-    return data
 
 
 @pytest.fixture

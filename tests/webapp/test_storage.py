@@ -12,26 +12,12 @@ from PIL import Image
 
 import stylize
 from webapp import storage
+from tests.inputs import GPS_IFD, jpeg_with_exif
 from webapp.models import StyleImage
 
 pytestmark = pytest.mark.django_db
 
 UUID_UPLOAD = re.compile(r"^uploads/[0-9a-f]{32}\.(png|jpg)$")
-GPS_IFD, ORIENTATION = 0x8825, 0x0112
-
-
-def jpeg_with_exif(orientation: int, gps: bool = True, size=(64, 40)) -> bytes:
-    img = Image.new("RGB", size)
-    img.paste((220, 30, 30), (0, 0, size[0] // 2, size[1]))  # left half red
-    exif = Image.Exif()
-    exif[ORIENTATION] = orientation
-    if gps:
-        gps_ifd = exif.get_ifd(GPS_IFD)
-        gps_ifd[1], gps_ifd[2] = "N", (52.0, 31.0, 12.0)
-        gps_ifd[3], gps_ifd[4] = "E", (13.0, 24.0, 36.0)
-    out = io.BytesIO()
-    img.save(out, format="JPEG", exif=exif.tobytes(), quality=95)
-    return out.getvalue()
 
 
 def stored(image: StyleImage) -> Image.Image:

@@ -1,4 +1,4 @@
-"""Inputs for the fault tests, made in memory: valid and broken images, hostile files, raw
+"""Inputs for the tests, made in memory: valid and broken images, hostile files, raw
 multipart bodies (whose file names reach the server exactly as written), what is on disk."""
 
 from __future__ import annotations
