@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run stylize bench bench-gpu clean
+.PHONY: test run stylize bench bench-gpu load clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt docker/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -23,6 +23,11 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q
 	$(PY) bench/bench_cpu.py --smoke
+	$(PY) bench/load_test.py --smoke
+
+# 200 pollers + 20 submitters for 60 s against gunicorn on this machine (README, Reliability).
+load: $(STAMP)
+	$(PY) bench/load_test.py
 
 # The whole service on this machine: migrate, a first admin, a broker, a worker, the web
 # server; prints the URL, Ctrl-C stops it all (scripts/run_local.py says how).

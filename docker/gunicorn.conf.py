@@ -10,3 +10,6 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or 3)
 timeout = 120  # s; an upload of UPLOAD_MAX_BYTES over a slow link
 worker_tmp_dir = "/dev/shm"  # heartbeat files off the container's overlay filesystem
 accesslog = "-"
+# gunicorn 27+ opens a runtime control socket in $XDG_RUNTIME_DIR or ~/.gunicorn by default;
+# nothing here uses it (older versions ignore the name).
+control_socket_disable = True

@@ -98,7 +98,12 @@
     cancelButton.disabled = !!s.cancel_requested;
     cancelButton.textContent = s.cancel_requested ? "Stopping…" : "Cancel";
 
-    if (s.loss_history) history = s.loss_history;
+    if (s.loss_history && s.loss_history_after !== undefined) {
+      // Only the points after the step this page had: append them.
+      history = history.filter(function (p) { return p.step <= s.loss_history_after; }).concat(s.loss_history);
+    } else if (s.loss_history) {
+      history = s.loss_history;
+    }
     drawLoss(history);
     showPicture(s);
     if (s.finished) showFinished(s);

@@ -133,10 +133,14 @@ def test_status_of_a_running_job_has_progress_eta_history_and_a_versioned_previe
     assert status_of(logged_in, job)["preview"]["version"] != preview["version"]
 
 
-def test_status_leaves_out_the_history_the_page_already_has(logged_in, queued_job):
+def test_status_sends_only_the_history_the_page_does_not_have(logged_in, queued_job):
     job = run_a_little(queued_job, step=2)
-    assert status_of(logged_in, job, step=2)["loss_history"] is None
-    assert status_of(logged_in, job, step=1)["loss_history"] == HISTORY[:2]
+    assert status_of(logged_in, job, step=2)["loss_history"] is None  # nothing new
+    newer = status_of(logged_in, job, step=1)
+    assert (newer["loss_history"], newer["loss_history_after"]) == (HISTORY[1:2], 1)  # to append
+    assert status_of(logged_in, job, step=-1)["loss_history"] == HISTORY[:2]
+    assert "loss_history_after" not in status_of(logged_in, job, step=9)  # the run went back: all of it
+    assert "loss_history_after" not in status_of(logged_in, job, step="junk")
     done = finish(job)
     assert status_of(logged_in, done, step=4)["loss_history"] == HISTORY  # always whole when finished
 

@@ -18,11 +18,26 @@ from .common import job_state, own_job, wants_json
 @require_GET
 def job_status(request, job_id):
     """The job's state (common.job_state). `?step=N`: the caller has the loss history up to
-    step N, so while the job is still at N the history is left out (null) — a polling page
-    that waits on a slow step gets a few hundred bytes, not the whole curve again."""
+    step N, so only the points after N are sent (`loss_history_after`: N; the page appends
+    them), or none (null) while the job is still at N. A running job's whole curve is tens of
+    kilobytes, polled every second or two. The whole history goes out on the first poll, at
+    the end, and when the run went back (an attempt that started over)."""
     job = own_job(request, job_id)
-    unchanged = request.GET.get("step") == str(job.step) and not job.is_finished
-    return JsonResponse(job_state(job, history=not unchanged))
+    state = job_state(job, history=False)
+    have = _step(request.GET.get("step"))
+    if job.is_finished or have is None or have > job.step:
+        state["loss_history"] = job.loss_history
+    elif have < job.step:
+        state["loss_history"] = [point for point in job.loss_history if point["step"] > have]
+        state["loss_history_after"] = have
+    return JsonResponse(state)
+
+
+def _step(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 @login_required
