@@ -284,12 +284,9 @@ def redis_factory(tmp_path_factory):
 
 
 @pytest.fixture
-def worker_media(settings, tmp_path) -> Path:
+def worker_media(media_root) -> Path:
     """The media folder this test stores uploads in and its workers read from (and write results to)."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
+    return media_root
 
 
 @pytest.fixture
