@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import jobs
 from .models import Batch, JobAttempt, StyleImage, StyleJob, WorkerHeartbeat
+from .templatetags.pages import duration
 from .views.common import image_thumbnail_url, result_urls, thumbnail_url, visualizations
 
 admin.site.site_header = "Style transfer service"
@@ -29,15 +30,8 @@ STATUS_COLOURS = {Status.QUEUED: "#6c757d", Status.RUNNING: "#0b6bcb", Status.SU
                   Status.FAILED: "#c62828", Status.CANCELLED: "#8a6d00"}
 
 
-def seconds_label(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+def _duration(span) -> str:
+    return duration(span.total_seconds())
 
 
 class WorkerFilter(admin.SimpleListFilter):
@@ -65,7 +59,7 @@ class JobAttemptInline(admin.TabularInline):
     @admin.display(description="duration")
     def duration(self, attempt: JobAttempt) -> str:
         end = attempt.ended or timezone.now()
-        return seconds_label((end - attempt.started).total_seconds())
+        return _duration(end - attempt.started)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -147,14 +141,14 @@ class StyleJobAdmin(admin.ModelAdmin):
     @admin.display(description="queue wait", ordering="queue_wait_value")
     def queue_wait(self, job: StyleJob) -> str:
         end = job.started or (timezone.now() if job.status == Status.QUEUED else None)
-        return seconds_label((end - job.created).total_seconds()) if end else "–"
+        return _duration(end - job.created) if end else "–"
 
     @admin.display(description="run time", ordering="run_time_value")
     def run_time(self, job: StyleJob) -> str:
         if not job.started:
             return "–"
         end = job.finished or (timezone.now() if job.status == Status.RUNNING else None)
-        return seconds_label((end - job.started).total_seconds()) if end else "–"
+        return _duration(end - job.started) if end else "–"
 
     @admin.display(description="batch", ordering="batch")
     def batch_link(self, job: StyleJob) -> str:

@@ -15,10 +15,8 @@ and quick); the dashboard asks them.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Iterable
 
-from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -76,8 +74,7 @@ def render() -> str:
     samples += [("stylize_job_run_seconds_bucket", {"le": "+Inf"}, count),
                 ("stylize_job_run_seconds_count", {}, count), ("stylize_job_run_seconds_sum", {}, total)]
     lines += _family("stylize_job_run_seconds", "histogram", "Engine run time of succeeded jobs.", samples)
-    fresh = timezone.now() - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
-    online = list(WorkerHeartbeat.objects.filter(last_seen__gte=fresh))
+    online = list(WorkerHeartbeat.objects.filter(last_seen__gte=monitoring.heartbeat_cutoff(timezone.now())))
     lines += _family("stylize_workers_online", "gauge", "Workers that wrote a heartbeat recently.",
                      [("stylize_workers_online", {}, len(online))])
     for kind, attribute in (("used", "device_memory_used_bytes"), ("total", "device_memory_bytes")):

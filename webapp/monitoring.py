@@ -98,10 +98,15 @@ class WorkerReport:
     tasks_done: int | None = None
 
 
+def heartbeat_cutoff(now: datetime) -> datetime:
+    """A worker whose last heartbeat is older than this is offline (WORKER_OFFLINE_AFTER_SECONDS)."""
+    return now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
+
+
 def worker_reports(replies: dict[str, dict], asked: bool, now: datetime) -> list[WorkerReport]:
     """Every worker that answered, or wrote a heartbeat in the last 24 h. Online means it
     answered just now; if it could not be asked (broker down), a fresh heartbeat decides."""
-    fresh = now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
+    fresh = heartbeat_cutoff(now)
     beats = {hb.name: hb for hb in WorkerHeartbeat.objects.filter(last_seen__gte=now - WINDOW)}
     names = sorted(set(beats) | set(replies))
     reports = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import uuid
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -21,7 +22,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import jobs, metrics as prometheus, monitoring
-from ..models import StyleJob
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,13 @@ def requeue_stuck(request):
     return redirect("queue_dashboard")
 
 
-def _valid_ids(ids: list[str]) -> list[str]:
-    field = StyleJob._meta.pk
+def _valid_ids(ids: list[str]) -> list[uuid.UUID]:
+    """The well-formed job ids among `ids` (a malformed one names no job)."""
     valid = []
     for value in ids:
         try:
-            valid.append(field.to_python(value))
-        except Exception:  # a malformed id names no job
+            valid.append(uuid.UUID(value))
+        except ValueError:
             continue
     return valid
 
