@@ -98,9 +98,16 @@ def other(make_user):
 
 @pytest.fixture
 def sent(monkeypatch) -> list[dict]:
-    """The messages jobs would send to the broker (apply_async's keyword arguments)."""
-    from webapp.tasks import run_style_job
+    """The messages jobs would send to the broker (send_task's keyword arguments), kept here
+    instead of being published."""
+    from webapp.celery import app
+    from webapp.queue.lanes import TASK_NAME
 
     calls: list[dict] = []
-    monkeypatch.setattr(run_style_job, "apply_async", lambda **kwargs: calls.append(kwargs))
+
+    def keep(name, **kwargs):
+        assert name == TASK_NAME
+        calls.append(kwargs)
+
+    monkeypatch.setattr(app, "send_task", keep)
     return calls

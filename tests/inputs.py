@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 from PIL import Image
 
 from stylize.config import StyleConfig
-from webapp.forms import PARAM_FIELDS
+from webapp.pages.params import PARAM_FIELDS
 
 GPS_IFD, ORIENTATION = 0x8825, 0x0112
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>\n"

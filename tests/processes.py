@@ -319,7 +319,7 @@ def _drop_connections(app) -> None:
 
 @pytest.fixture
 def send_to(monkeypatch):
-    """send_to(url): this process sends its messages to (and webapp.broker reads) that broker,
+    """send_to(url): this process sends its messages to (and webapp.queue.broker reads) that broker,
     until the test ends. The test settings say memory://; Celery reads CELERY_BROKER_URL from the
     environment before its configuration, and the transport options must be the Redis ones
     (the priority lanes decide which list a message goes to)."""
@@ -383,7 +383,7 @@ def result_files(media_root: Path, job) -> list[str]:
 def broker_holds() -> str | None:
     """What the broker this process publishes to holds, as a message for an assertion; None when
     it is empty: no message waiting in any lane, none delivered and unacknowledged."""
-    from webapp import broker
+    from webapp.queue import broker
 
     state = broker.read(with_task_ids=True)
     if state.depth or state.unacked:

@@ -1,6 +1,6 @@
 """Django admin for staff: jobs (list, filters, actions, full detail), images, batches, workers.
 
-Every action goes through webapp/jobs.py, the same lifecycle code the pages and the API use;
+Every action goes through webapp/jobs/lifecycle.py, the same lifecycle code the pages and the API use;
 nothing here writes a job's status itself, and nothing stops a worker process (a running
 job is asked to stop; it does after its current iteration).
 """
@@ -16,10 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import jobs
+from .jobs import lifecycle
 from .models import Batch, JobAttempt, StyleImage, StyleJob, WorkerHeartbeat
 from .templatetags.pages import duration
-from .views.common import image_thumbnail_url, result_urls, thumbnail_url, visualizations
+from .jobs.present import image_thumbnail_url, result_urls, thumbnail_url, visualizations
 
 admin.site.site_header = "Style transfer service"
 admin.site.site_title = "Style transfer admin"
@@ -201,7 +201,7 @@ class StyleJobAdmin(admin.ModelAdmin):
             try:
                 change(job)
                 done += 1
-            except jobs.JobError as exc:
+            except lifecycle.JobError as exc:
                 refused.append(f"{str(job.pk)[:8]}: {exc}")
         if done:
             self.message_user(request, f"{verb}: {done} job(s).", messages.SUCCESS)
@@ -210,37 +210,37 @@ class StyleJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel (a running job stops within an iteration)", permissions=["change"])
     def cancel_jobs(self, request, queryset):
-        self._each(request, queryset, "Cancelled or asked to stop", jobs.cancel)
+        self._each(request, queryset, "Cancelled or asked to stop", lifecycle.cancel)
 
     @admin.action(description="Retry failed or cancelled jobs", permissions=["change"])
     def retry_jobs(self, request, queryset):
         self._each(request, queryset.filter(status__in=(Status.FAILED, Status.CANCELLED)), "Queued again",
-                   jobs.requeue)
+                   lifecycle.requeue)
 
     @admin.action(description="Requeue stuck jobs (running, no heartbeat)", permissions=["change"])
     def requeue_stuck_jobs(self, request, queryset):
-        stuck = queryset.filter(pk__in=jobs.stuck_jobs().values("pk"))
+        stuck = queryset.filter(pk__in=lifecycle.stuck_jobs().values("pk"))
         if not stuck.exists():
             self.message_user(request, "None of the selected jobs is stuck.", messages.INFO)
             return
-        self._each(request, stuck, "Requeued", jobs.requeue)
+        self._each(request, stuck, "Requeued", lifecycle.requeue)
 
     @admin.action(description="Raise priority (+1, served sooner)", permissions=["change"])
     def raise_priority(self, request, queryset):
-        self._each(request, queryset, "Priority raised", lambda job: jobs.set_priority(job, job.priority + 1))
+        self._each(request, queryset, "Priority raised", lambda job: lifecycle.set_priority(job, job.priority + 1))
 
     @admin.action(description="Lower priority (−1)", permissions=["change"])
     def lower_priority(self, request, queryset):
-        self._each(request, queryset, "Priority lowered", lambda job: jobs.set_priority(job, job.priority - 1))
+        self._each(request, queryset, "Priority lowered", lambda job: lifecycle.set_priority(job, job.priority - 1))
 
     @admin.action(description="Delete with their files", permissions=["delete"])
     def delete_with_files(self, request, queryset):
-        self._each(request, queryset, "Deleted", jobs.delete_job)
+        self._each(request, queryset, "Deleted", lifecycle.delete_job)
 
     def delete_model(self, request, obj):  # the detail page's Delete button
         try:
-            jobs.delete_job(obj)
-        except jobs.JobError as exc:
+            lifecycle.delete_job(obj)
+        except lifecycle.JobError as exc:
             self.message_user(request, str(exc), messages.ERROR)
 
 

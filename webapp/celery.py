@@ -13,7 +13,7 @@ does not survive a fork. The engine picks its device in the child, per job.
 Reliability: a job's message is acknowledged only after the task returns
 (acks_late), and put back when the worker process dies under it
 (reject_on_worker_lost), so a crash or an OOM kill does not lose the job. The
-database's attempts cap (webapp/jobs.py) stops a job that kills its worker every
+database's attempts cap (webapp/jobs/lifecycle.py) stops a job that kills its worker every
 time from going round forever. Redis re-delivers an unacknowledged message after
 visibility_timeout, so that is longer than the hard time limit: a job still
 running legitimately is never handed to a second worker.
@@ -32,11 +32,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 from django.conf import settings  # noqa: E402 (after DJANGO_SETTINGS_MODULE is set)
 
-from .worker_status import Heartbeat  # noqa: E402
+from .queue.lanes import DEFAULT_LANE, LANES, QUEUE, TASK_NAME  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-QUEUE = "gpu"
 VISIBILITY_MARGIN_SECONDS = 600
 
 
@@ -47,8 +46,8 @@ def broker_transport_options(broker_url: str, hard_time_limit: int, broker_dir: 
     if scheme in ("redis", "rediss", "sentinel"):
         options = {
             "visibility_timeout": visibility_timeout or hard_time_limit + VISIBILITY_MARGIN_SECONDS,
-            # One Redis list per priority 0 … 9, served lowest number first (jobs.broker_priority).
-            "priority_steps": list(range(10)),
+            # One Redis list per priority lane, served lowest number first (queue/lanes.py).
+            "priority_steps": list(range(LANES)),
             "sep": ":",
             # A command on a connection Redis no longer answers (a restart, a dropped route)
             # fails after this long instead of waiting forever; the worker then reconnects.
@@ -70,8 +69,10 @@ def broker_transport_options(broker_url: str, hard_time_limit: int, broker_dir: 
     return {}
 
 
-app = Celery("webapp", include=["webapp.tasks"])
-app.steps["worker"].add(Heartbeat)  # device and liveness for the dashboard, idle or busy
+app = Celery("webapp", include=["webapp.worker.tasks"])
+# Device and liveness for the dashboard, idle or busy. Named, not imported: the worker loads
+# it (and this module stays the app's configuration, below everything that sends or runs jobs).
+app.steps["worker"].add("webapp.worker.heartbeat:Heartbeat")
 app.conf.update(
     broker_url=settings.CELERY_BROKER_URL,
     broker_transport_options=broker_transport_options(
@@ -80,14 +81,14 @@ app.conf.update(
         restore_every_seconds=settings.BROKER_RESTORE_EVERY_SECONDS),
     broker_connection_retry_on_startup=True,
     # Sending a job from a web request gives up within a few seconds when the broker is down
-    # (the request answers 503; webapp/jobs.py), rather than hanging on retries.
+    # (the request answers 503; webapp/jobs/lifecycle.py), rather than hanging on retries.
     broker_connection_timeout=3,
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
     # Only the job id crosses the broker, as JSON: no pickle, so no code in messages.
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
-    # State lives in the database (jobs.py); no result backend to run or fill.
+    # State lives in the database (webapp/jobs/); no result backend to run or fill.
     result_backend=None,
     task_ignore_result=True,
     task_acks_late=True,
@@ -97,15 +98,15 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     # A running job goes on through a lost broker connection (a Redis restart): its state is in
     # the database, not the broker. Its message stays unacknowledged in Redis until the ack,
-    # and a copy delivered meanwhile does not start a second run (jobs.claim()). Cancelling it
+    # and a copy delivered meanwhile does not start a second run (lifecycle.claim()). Cancelling it
     # instead would leave the job "running" with no worker until the visibility timeout.
     worker_cancel_long_running_tasks_on_connection_loss=False,
     task_soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
     task_time_limit=settings.JOB_HARD_TIME_LIMIT,
     task_queues=[Queue(QUEUE, routing_key=QUEUE)],
     task_default_queue=QUEUE,
-    task_routes={"webapp.run_style_job": {"queue": QUEUE}},
-    task_default_priority=4,  # jobs.broker_priority(0)
+    task_routes={TASK_NAME: {"queue": QUEUE}},
+    task_default_priority=DEFAULT_LANE,
     worker_max_tasks_per_child=settings.CELERY_WORKER_MAX_TASKS_PER_CHILD or None,
     worker_send_task_events=False,
     timezone=settings.TIME_ZONE,

@@ -55,7 +55,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # 413 for a body over the upload limits, before CSRF's check or a view reads it.
-    "webapp.request_limits.RequestSizeLimitMiddleware",
+    "webapp.pages.request_limits.RequestSizeLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -182,11 +182,11 @@ CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL,
 BROKER_DIR = VAR_DIR / "broker"
 # Redis hands a message unacknowledged for this long to another worker (webapp/celery.py):
 # by default the hard time limit plus 10 minutes, so a running job's message stays put
-# (jobs.claim() drops a copy that comes back anyway). The fault tests shorten it.
+# (lifecycle.claim() drops a copy that comes back anyway). The fault tests shorten it.
 BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", None, min=1)
 # How often a worker looks for messages past the visibility timeout; 0: kombu's default (~100 s).
 BROKER_RESTORE_EVERY_SECONDS = env_int("BROKER_RESTORE_EVERY_SECONDS", 0, min=0)
-# The reconciler (webapp/reconcile.py) sends again a job queued for this long whose message
+# The reconciler (webapp/jobs/reconcile.py) sends again a job queued for this long whose message
 # the broker does not hold; the grace covers a message on its way after a commit.
 RECONCILE_GRACE_SECONDS = env_int("RECONCILE_GRACE_SECONDS", 60, min=1)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0, min=0)  # 0 = never
@@ -204,12 +204,12 @@ CACHES = {
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/minute")  # per person; DRF's "<n>/<second|minute|hour|day>"
 API_BATCH_MAX_JOBS = env_int("API_BATCH_MAX_JOBS", 100, min=1)
 # Failed logins per username and per client address within the window, counted in the
-# "throttle" cache; past either, a login is refused unchecked (webapp/login_limit.py).
+# "throttle" cache; past either, a login is refused unchecked (webapp/pages/login_limit.py).
 LOGIN_FAILURES_PER_USERNAME = env_int("LOGIN_FAILURES_PER_USERNAME", 5, min=1)
 LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20, min=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, min=1)
 # The limit's gate first: it refuses before ModelBackend checks a password.
-AUTHENTICATION_BACKENDS = ["webapp.login_limit.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["webapp.pages.login_limit.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",  # first: no credentials → 401, not 403

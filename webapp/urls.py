@@ -11,7 +11,7 @@ from django.urls import include, path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .views import dashboard
+from .staff import dashboard
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def health(request):
 
 
 # Django's refusals of request bodies (too large, too many fields) as a 413/400 that says so.
-handler400 = "webapp.request_limits.bad_request"
+handler400 = "webapp.pages.request_limits.bad_request"
 
 urlpatterns = [
     # Before admin/: the admin's catch-all would answer these. admin_view = staff only.
@@ -43,5 +43,5 @@ urlpatterns = [
     path("metrics", dashboard.metrics, name="metrics"),
     path("health/", health, name="health"),
     path("api/", include("webapp.api.urls")),
-    path("", include("webapp.page_urls")),  # the browser pages
+    path("", include("webapp.pages.urls")),  # the browser pages
 ]

@@ -225,9 +225,10 @@
   var select = document.getElementById("add-layer-select");
   var addButton = document.getElementById("add-layer-button");
   var template = document.getElementById("layer-row-template");
+  // VGG19's order of the layers, from the server (stylize's layer names), shallow to deep.
   var rank = function (name) {
-    var m = /relu(\d)_(\d)/.exec(name);
-    return m ? Number(m[1]) * 10 + Number(m[2]) : 99;
+    var i = data.layers.order.indexOf(name);
+    return i < 0 ? data.layers.order.length : i;
   };
 
   function refreshSelect() {

@@ -69,7 +69,7 @@ def png():
 @pytest.fixture
 def upload(png):
     """upload(owner, colour) -> a StyleImage stored through the same function as the API."""
-    from webapp import storage
+    from webapp.jobs import storage
 
     def store(owner, colour=(200, 40, 40), name="photo.png"):
         return storage.store_upload(owner, SimpleUploadedFile(name, png(colour)))

@@ -44,11 +44,8 @@ def api_schema(db, settings):
 
 
 @pytest.fixture
-def fuzz_setup(db, make_user, upload, settings, monkeypatch, token_client):
-    """A person with two images (so some generated ids exist) and no broker."""
-    from webapp.tasks import run_style_job
-
-    monkeypatch.setattr(run_style_job, "apply_async", lambda **kwargs: None)
+def fuzz_setup(db, make_user, upload, settings, sent, token_client):
+    """A person with two images (so some generated ids exist) and no broker (`sent` keeps the messages)."""
     person = make_user("fuzzer")
     upload(person, (1, 2, 3))
     upload(person, (3, 2, 1))

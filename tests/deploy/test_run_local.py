@@ -39,7 +39,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
-from webapp import jobs, storage
+from webapp.jobs import lifecycle, storage
 
 def png(red, blue):
     image = Image.new("RGB", (40, 32))
@@ -52,7 +52,7 @@ def png(red, blue):
 person, _ = get_user_model().objects.get_or_create(username="deploy-test")
 content = storage.store_upload(person, png(200, 40))
 style = storage.store_upload(person, png(20, 220))
-job = jobs.create_job(person, content, [style], {"size": 32, "scales": 1, "iterations": 2, "seed": 1})
+job = lifecycle.create_job(person, content, [style], {"size": 32, "scales": 1, "iterations": 2, "seed": 1})
 deadline = time.monotonic() + float(sys.argv[1])
 while not job.is_finished and time.monotonic() < deadline:
     time.sleep(0.2)

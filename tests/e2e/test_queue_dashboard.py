@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.processes import finished, wait_for_job
-from webapp import jobs, storage
+from webapp.jobs import lifecycle, storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +22,7 @@ def finished_job(django_user_model, shared_media, broker, worker, sample_photo):
     person = django_user_model.objects.create_user("grace")
     content = storage.store_upload(person, SimpleUploadedFile("chelsea.png", sample_photo("content", "chelsea.png")))
     style = storage.store_upload(person, SimpleUploadedFile("starry.jpg", sample_photo("style", "starry_night.jpg")))
-    job = jobs.create_job(person, content, [style], {"size": 48, "scales": 1, "iterations": 3, "seed": 1})
+    job = lifecycle.create_job(person, content, [style], {"size": 48, "scales": 1, "iterations": 3, "seed": 1})
     return wait_for_job(job, finished, worker)
 
 

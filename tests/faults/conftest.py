@@ -51,7 +51,7 @@ def person(django_user_model, worker_media):
 
 @pytest.fixture
 def images(person, sample_photo):
-    from webapp import storage
+    from webapp.jobs import storage
 
     content = storage.store_upload(person, SimpleUploadedFile("chelsea.png", sample_photo("content", "chelsea.png")))
     style = storage.store_upload(person, SimpleUploadedFile(
@@ -62,11 +62,11 @@ def images(person, sample_photo):
 @pytest.fixture
 def submit(person, images) -> Callable[..., StyleJob]:
     """submit(iterations, size=32, **params) -> a queued job of Grace's, sent to the broker."""
-    from webapp import jobs
+    from webapp.jobs import lifecycle
 
     def make(iterations: int, size: int = 32, **params) -> StyleJob:
         content, style = images
-        return jobs.create_job(person, content, [style], {"size": size, "scales": 1, "iterations": iterations,
+        return lifecycle.create_job(person, content, [style], {"size": size, "scales": 1, "iterations": iterations,
                                                           "seed": 3, **params})
 
     return make

@@ -21,10 +21,11 @@ from rest_framework.test import APIClient
 
 from tests import inputs
 from tests.api.conftest import client_for, fresh_throttle  # noqa: F401 (fresh_throttle: an autouse fixture)
-from webapp import jobs, login_limit, storage
+from webapp.jobs import lifecycle, storage
+from webapp.pages import login_limit
 from webapp.api.urls import router
 from webapp.models import Batch, JobArtifact, StyleJob
-from webapp.views.common import version
+from webapp.jobs.present import version
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 
@@ -62,8 +63,8 @@ def theirs(other, sent):
     """Bob's things: an image, a finished job in a batch, a queued job."""
     content, style = image_of(other, (200, 40, 40)), image_of(other, (20, 40, 200))
     batch = Batch.objects.create(owner=other, name="bob's batch")
-    done = finished(jobs.create_job(other, content, [style], TINY, batch=batch))
-    queued = jobs.create_job(other, content, [style], TINY)
+    done = finished(lifecycle.create_job(other, content, [style], TINY, batch=batch))
+    queued = lifecycle.create_job(other, content, [style], TINY)
     return {"image": content, "job": done, "queued": queued, "batch": batch}
 
 
@@ -225,7 +226,7 @@ def csrf_browser(user):
 @pytest.fixture
 def my_things(user, sent):
     content, style = image_of(user, (200, 40, 40)), image_of(user, (20, 40, 200))
-    return {"content": content, "style": style, "job": jobs.create_job(user, content, [style], TINY)}
+    return {"content": content, "style": style, "job": lifecycle.create_job(user, content, [style], TINY)}
 
 
 def test_the_new_job_page_refuses_a_post_without_the_csrf_token(csrf_browser, my_things):
@@ -376,7 +377,7 @@ def closed_port() -> int:
 def test_without_the_cache_logins_still_work_unlimited_and_a_warning_is_logged(client, ada, settings, caplog):
     settings.CACHES = {**settings.CACHES, "throttle": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"redis://127.0.0.1:{closed_port()}/0"}}
-    with caplog.at_level(logging.WARNING, logger="webapp.login_limit"):
+    with caplog.at_level(logging.WARNING, logger="webapp.pages.login_limit"):
         fail(client, "ada", 6)
         assert log_in(client, "ada").status_code == 302 and logged_in(client)
     assert "throttle cache" in caplog.text

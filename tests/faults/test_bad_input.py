@@ -20,7 +20,7 @@ from PIL import Image, PngImagePlugin
 from tests import inputs
 import stylize
 from tests.api.conftest import api  # noqa: F401 (a fixture: Ada's token client)
-from webapp import storage
+from webapp.jobs import storage
 from webapp.models import StyleImage, StyleJob
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.processes import broker_holds, finished, wait_for_job, wait_until
-from webapp import jobs
+from webapp.jobs import lifecycle
 from webapp.models import StyleJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,10 +23,10 @@ def test_a_cancelled_queued_job_never_runs_and_a_cancelled_running_one_stops_wit
     running = submit(iterations=2000)  # minutes, were it not cancelled
     queued = submit(iterations=3)
     wait_for_job(running, lambda r: r.status == Status.RUNNING and r.step >= 3, worker)
-    assert jobs.cancel(StyleJob.objects.get(pk=queued.pk)) == Status.CANCELLED
+    assert lifecycle.cancel(StyleJob.objects.get(pk=queued.pk)) == Status.CANCELLED
 
     step_when_asked = StyleJob.objects.get(pk=running.pk).step
-    assert jobs.cancel(StyleJob.objects.get(pk=running.pk)) == Status.RUNNING  # asked; it stops itself
+    assert lifecycle.cancel(StyleJob.objects.get(pk=running.pk)) == Status.RUNNING  # asked; it stops itself
     row = wait_for_job(running, finished, worker, timeout=30)
     assert row.status == Status.CANCELLED, worker.tail()
     # One iteration after the one it was in (the row read above may be one write behind).

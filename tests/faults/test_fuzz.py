@@ -22,7 +22,7 @@ from stylize.config import PRESETS, StyleConfig, field_info
 from stylize.vgg import LAYER_NAMES
 from tests.api.conftest import client_for
 from tests.conftest import SHARED_IMAGES
-from webapp import jobs, storage
+from webapp.jobs import lifecycle, storage
 from webapp.models import StyleImage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root"),
@@ -168,7 +168,7 @@ presets = st.none() | st.sampled_from(sorted(PRESETS)) | st.text(max_size=8)
 @given(params=random_params, preset=st.none() | st.sampled_from(sorted(PRESETS)), num_styles=st.integers(1, 3))
 def test_random_params_give_a_config_or_a_config_error_naming_an_option(params, preset, num_styles):
     try:
-        config = jobs.validate_params(params, num_styles, preset)
+        config = lifecycle.validate_params(params, num_styles, preset)
     except stylize.ConfigError as error:
         assert error.field in set(params) | set(OPTION_NAMES) and error.reason
     else:

@@ -126,6 +126,6 @@ def test_the_reconciler_loop_waits_out_a_redis_outage_then_sends_the_lost_messag
 
 
 def _task_ids() -> set[str]:
-    from webapp import broker
+    from webapp.queue import broker
 
     return broker.read(with_task_ids=True).task_ids

@@ -14,9 +14,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from stylize.config import StyleConfig
-from webapp import jobs
+from webapp.jobs import lifecycle
 from webapp.api.models import IdempotencyKey
-from webapp.forms import PARAM_FIELDS
+from webapp.pages.params import PARAM_FIELDS
 from webapp.models import StyleJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,7 +114,7 @@ def test_a_job_whose_message_redis_refuses_at_the_commit_is_failed_as_not_sent_a
     response = api.post("/api/v1/jobs/", body, format="json", HTTP_IDEMPOTENCY_KEY="once")
     assert response.status_code == 503, response.content
     rows = list(StyleJob.objects.all())
-    assert len(rows) == 2 and all((row.status, row.error) == (Status.FAILED, jobs.NOT_SENT_ERROR) for row in rows)
+    assert len(rows) == 2 and all((row.status, row.error) == (Status.FAILED, lifecycle.NOT_SENT_ERROR) for row in rows)
     assert not IdempotencyKey.objects.exists()  # a retry with the key is a new attempt
 
     with redis.client() as client:

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from tests.processes import finished, running_at_step, wait_for_job, wait_until
-from webapp import jobs, storage
+from webapp.jobs import lifecycle, storage
 from webapp.models import JobAttempt, StyleJob
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the workers see what this process commits
@@ -45,7 +45,7 @@ def images(django_user_model, worker_media, sample_photo):
 
 def submit(images, iterations: int, priority: int = 0) -> StyleJob:
     person, content, style = images
-    return jobs.create_job(person, content, [style], {"size": 48, "scales": 1, "iterations": iterations, "seed": 1},
+    return lifecycle.create_job(person, content, [style], {"size": 48, "scales": 1, "iterations": iterations, "seed": 1},
                            priority=priority)
 
 

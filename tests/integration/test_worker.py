@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 import stylize
-from webapp import jobs, storage
+from webapp.jobs import lifecycle, storage
 from webapp.models import StyleJob, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker must see what this process commits
@@ -35,7 +35,7 @@ def images(person, sample_photo):
 
 def submit(person, images, iterations: int, seed: int = 3) -> StyleJob:
     content, style = images
-    return jobs.create_job(person, content, [style], {"size": 48, "scales": 1, "iterations": iterations,
+    return lifecycle.create_job(person, content, [style], {"size": 48, "scales": 1, "iterations": iterations,
                                                       "seed": seed})
 
 

@@ -19,7 +19,7 @@ def private_media(media_root) -> Path:
 @pytest.fixture
 def upload(sample_photo):
     """upload(owner, kind, name, long_side=48, format="PNG", client_name=None) -> StyleImage."""
-    from webapp import storage
+    from webapp.jobs import storage
 
     def store(owner, kind: str = "content", name: str = "chelsea.png", long_side: int = 48, format: str = "PNG",
               client_name: str | None = None):
@@ -56,7 +56,7 @@ def tiny_params() -> dict:
 
 @pytest.fixture
 def queued_job(user, content, style, tiny_params, sent, django_capture_on_commit_callbacks):
-    from webapp import jobs
+    from webapp.jobs import lifecycle
 
     with django_capture_on_commit_callbacks(execute=True):
-        return jobs.create_job(user, content, [style], tiny_params)
+        return lifecycle.create_job(user, content, [style], tiny_params)

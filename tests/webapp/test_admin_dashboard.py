@@ -10,7 +10,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from webapp import jobs, monitoring
+from webapp.jobs import lifecycle
+from webapp.staff import monitoring
 from webapp.models import JobAttempt, StyleJob, WorkerHeartbeat
 
 Status = StyleJob.Status
@@ -32,14 +33,14 @@ def staff_client(client, django_user_model):
 def make_job(user, content, style, tiny_params, sent, django_capture_on_commit_callbacks):
     def make() -> StyleJob:
         with django_capture_on_commit_callbacks(execute=True):
-            return jobs.create_job(user, content, [style], tiny_params)
+            return lifecycle.create_job(user, content, [style], tiny_params)
     return make
 
 
 def finished_job(make_job, status, *, waited: float, ran: float, ago: float = 60, error: str = "") -> StyleJob:
     """A job that went through claim and ended `ago` seconds ago after `waited` in the queue and
     `ran` seconds running (the timestamps are set; the transitions are the real ones)."""
-    job = jobs.claim(make_job().pk, "gpu0@box")
+    job = lifecycle.claim(make_job().pk, "gpu0@box")
     end = timezone.now() - timedelta(seconds=ago)
     started = end - timedelta(seconds=ran)
     StyleJob.objects.filter(pk=job.pk).update(created=started - timedelta(seconds=waited), started=started,
@@ -85,7 +86,7 @@ def test_timings_throughput_and_failures_of_the_last_day(make_job):
 
 def test_stuck_jobs_are_listed_and_the_button_requeues_them(staff_client, make_job, settings,
                                                              django_capture_on_commit_callbacks, sent):
-    silent, alive = (jobs.claim(make_job().pk, "gpu0@box") for _ in range(2))
+    silent, alive = (lifecycle.claim(make_job().pk, "gpu0@box") for _ in range(2))
     StyleJob.objects.filter(pk=silent.pk).update(
         last_heartbeat=timezone.now() - timedelta(seconds=settings.STUCK_AFTER_SECONDS + 1))
     assert [j["id"] for j in staff_client.get(reverse("queue_data")).json()["stuck"]] == [str(silent.pk)]
@@ -104,7 +105,7 @@ def test_stuck_jobs_are_listed_and_the_button_requeues_them(staff_client, make_j
 def test_the_requeue_button_needs_the_change_permission(client, django_user_model, make_job, settings):
     viewer = django_user_model.objects.create_user("viewer", is_staff=True)
     client.force_login(viewer)
-    job = jobs.claim(make_job().pk, "w")
+    job = lifecycle.claim(make_job().pk, "w")
     StyleJob.objects.filter(pk=job.pk).update(last_heartbeat=timezone.now() - timedelta(days=1))
     assert client.post(reverse("queue_requeue_stuck"), {"job": [str(job.pk)]}).status_code == 403
     assert StyleJob.objects.get(pk=job.pk).status == Status.RUNNING

@@ -1,5 +1,5 @@
 """The job admin: list columns, filters, search, each action and the detail page, on real rows
-moved through the real lifecycle (webapp/jobs.py)."""
+moved through the real lifecycle (webapp/lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
-from webapp import jobs
+from webapp.jobs import lifecycle
+from webapp.queue import lanes
 from webapp.models import Batch, JobAttempt, StyleJob
 
 Status = StyleJob.Status
@@ -35,7 +36,7 @@ def make_job(user, content, style, tiny_params, sent, django_capture_on_commit_c
     """make_job() → a queued job of `user`; make_job(other, content=…, styles=[…]) → someone else's."""
     def make(owner=None, content=content, styles=(style,), **kwargs) -> StyleJob:
         with django_capture_on_commit_callbacks(execute=True):
-            return jobs.create_job(owner or user, content, styles, tiny_params, **kwargs)
+            return lifecycle.create_job(owner or user, content, styles, tiny_params, **kwargs)
     return make
 
 
@@ -64,7 +65,7 @@ def reload(job: StyleJob) -> StyleJob:
 
 def test_the_list_shows_each_column_for_real_jobs(admin_client, run_action, make_job):
     queued, running = make_job(), make_job()
-    assert jobs.report_progress(jobs.claim(running.pk, "gpu0@box", task_id=running.task_id), {"progress": 0.4})
+    assert lifecycle.report_progress(lifecycle.claim(running.pk, "gpu0@box", task_id=running.task_id), {"progress": 0.4})
     html = admin_client.get(reverse(CHANGELIST)).content.decode()
     for column in ("queue wait", "run time", "worker host", "attempts", "batch", "progress", "created"):
         assert column in html.lower()
@@ -80,7 +81,7 @@ def test_filters_by_status_owner_worker_date_and_batch(admin_client, run_action,
     theirs = make_job(other, content=upload(other, "content", "chelsea.png"),
                       styles=[upload(other, "style", "starry_night.jpg")], batch=batch)
     mine = make_job()
-    jobs.claim(mine.pk, "gpu1@box", task_id=mine.task_id)
+    lifecycle.claim(mine.pk, "gpu1@box", task_id=mine.task_id)
     old = make_job()
     StyleJob.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=40))
 
@@ -95,8 +96,8 @@ def test_filters_by_status_owner_worker_date_and_batch(admin_client, run_action,
 
 def test_search_finds_a_job_by_id_owner_or_error(admin_client, run_action, make_job):
     first, second = make_job(), make_job()
-    job = jobs.claim(second.pk, "w", task_id=second.task_id)
-    jobs.fail(job, "Could not decode the style image")
+    job = lifecycle.claim(second.pk, "w", task_id=second.task_id)
+    lifecycle.fail(job, "Could not decode the style image")
     url = reverse(CHANGELIST)
     assert listed(admin_client.get(url, {"q": str(first.pk)})) == {str(first.pk)}
     assert listed(admin_client.get(url, {"q": str(first.pk).replace("-", "")})) == {str(first.pk)}
@@ -108,7 +109,7 @@ def test_the_list_sorts_by_queue_wait(admin_client, run_action, make_job):
     quick, slow = make_job(), make_job()
     for job, waited in ((quick, 1), (slow, 100)):
         StyleJob.objects.filter(pk=job.pk).update(created=timezone.now() - timedelta(seconds=waited))
-        jobs.claim(job.pk, "w", task_id=job.task_id)
+        lifecycle.claim(job.pk, "w", task_id=job.task_id)
     response = admin_client.get(reverse(CHANGELIST), {"o": "-7"})  # 7th column: queue wait, descending
     assert [str(j.pk) for j in response.context["cl"].result_list] == [str(slow.pk), str(quick.pk)]
 
@@ -117,18 +118,18 @@ def test_the_list_sorts_by_queue_wait(admin_client, run_action, make_job):
 
 def test_cancel_stops_a_queued_job_and_asks_a_running_one(admin_client, run_action, make_job):
     queued, running = make_job(), make_job()
-    jobs.claim(running.pk, "w", task_id=running.task_id)
+    lifecycle.claim(running.pk, "w", task_id=running.task_id)
     response = run_action("cancel_jobs", queued, running)
     assert "Cancelled or asked to stop: 2 job(s)" in response.content.decode()
     assert reload(queued).status == Status.CANCELLED
     assert (reload(running).status, reload(running).cancel_requested) == (Status.RUNNING, True)
-    assert jobs.should_cancel(running.pk)  # what the worker reads at its next progress report
+    assert lifecycle.should_cancel(running.pk)  # what the worker reads at its next progress report
 
 
 def test_retry_queues_failed_and_cancelled_jobs_again_with_a_new_message(admin_client, run_action, make_job, sent):
     failed, cancelled, queued = make_job(), make_job(), make_job()
-    jobs.fail(jobs.claim(failed.pk, "w", task_id=failed.task_id), "boom")
-    jobs.cancel(cancelled)
+    lifecycle.fail(lifecycle.claim(failed.pk, "w", task_id=failed.task_id), "boom")
+    lifecycle.cancel(cancelled)
     before = len(sent)
     run_action("retry_jobs", failed, cancelled, queued)
     for job in (failed, cancelled):
@@ -142,7 +143,7 @@ def test_retry_queues_failed_and_cancelled_jobs_again_with_a_new_message(admin_c
 def test_requeue_stuck_takes_only_silent_running_jobs(admin_client, run_action, make_job, settings):
     silent, alive = make_job(), make_job()
     for job in (silent, alive):
-        jobs.claim(job.pk, "w", task_id=job.task_id)
+        lifecycle.claim(job.pk, "w", task_id=job.task_id)
     StyleJob.objects.filter(pk=silent.pk).update(
         last_heartbeat=timezone.now() - timedelta(seconds=settings.STUCK_AFTER_SECONDS + 5))
     response = run_action("requeue_stuck_jobs", silent, alive)
@@ -153,13 +154,13 @@ def test_requeue_stuck_takes_only_silent_running_jobs(admin_client, run_action, 
 
 def test_raise_priority_sends_a_queued_job_again_in_a_sooner_lane(admin_client, run_action, make_job, sent):
     job = make_job()
-    assert sent[-1]["priority"] == jobs.broker_priority(0)
+    assert sent[-1]["priority"] == lanes.lane(0)
     for _ in range(3):
         run_action("raise_priority", job)
     again = reload(job)
     assert again.priority == 3
     assert sent[-1]["task_id"] == again.task_id != job.task_id  # the old message is stale now
-    assert sent[-1]["priority"] < jobs.broker_priority(0)  # lane 0 is served first
+    assert sent[-1]["priority"] < lanes.lane(0)  # lane 0 is served first
     run_action("lower_priority", job)
     assert reload(job).priority == 2
 
@@ -168,14 +169,14 @@ def test_priority_stays_within_bounds(admin_client, run_action, make_job):
     job = make_job()
     for _ in range(12):
         run_action("lower_priority", job)
-    assert reload(job).priority == jobs.MIN_PRIORITY
+    assert reload(job).priority == lifecycle.MIN_PRIORITY
 
 
 def test_delete_with_files_removes_rows_and_stored_files(admin_client, run_action, make_job):
     finished, running = make_job(), make_job()
-    jobs.cancel(finished)
+    lifecycle.cancel(finished)
     name = default_storage.save(f"results/{finished.pk}/result.png", ContentFile(b"png"))
-    jobs.claim(running.pk, "w", task_id=running.task_id)
+    lifecycle.claim(running.pk, "w", task_id=running.task_id)
     response = run_action("delete_with_files", finished, running)
     assert not StyleJob.objects.filter(pk=finished.pk).exists()
     assert not default_storage.exists(name)
@@ -194,10 +195,10 @@ def test_the_default_bulk_delete_is_replaced(admin_client):
 
 def test_the_detail_shows_params_inputs_error_traceback_and_attempts(admin_client, run_action, make_job, settings):
     job = make_job()
-    first = jobs.claim(job.pk, "gpu0@box", task_id=job.task_id)
+    first = lifecycle.claim(job.pk, "gpu0@box", task_id=job.task_id)
     StyleJob.objects.filter(pk=job.pk).update(last_heartbeat=timezone.now() - timedelta(hours=1))
-    second = jobs.claim(job.pk, "gpu1@box", task_id=job.task_id)  # takes over a silent attempt
-    jobs.fail(second, "Out of memory at 512 px", "Traceback (most recent call last):\n  File <engine>")
+    second = lifecycle.claim(job.pk, "gpu1@box", task_id=job.task_id)  # takes over a silent attempt
+    lifecycle.fail(second, "Out of memory at 512 px", "Traceback (most recent call last):\n  File <engine>")
     html = admin_client.get(reverse("admin:webapp_stylejob_change", args=[job.pk])).content.decode()
     assert "&quot;size&quot;: 48" in html  # every parameter, read-only
     assert reverse("pages:image_thumbnail", args=[job.content_id]) in html

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from webapp.celery import app, broker_transport_options
-from webapp.tasks import run_style_job
+from webapp.worker.tasks import run_style_job
 
 
 def test_messages_are_json_only():

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from webapp import jobs
+from webapp.jobs import lifecycle
 from webapp.models import StyleJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,7 +34,7 @@ def race(function, *args_per_racer):
 
 
 def test_of_many_workers_claiming_one_job_at_once_exactly_one_gets_it(queued_job):
-    outcomes = race(jobs.claim, *[(queued_job.id, f"gpu{i}@host") for i in range(RACERS)])
+    outcomes = race(lifecycle.claim, *[(queued_job.id, f"gpu{i}@host") for i in range(RACERS)])
     winners = [o for o in outcomes if isinstance(o, StyleJob)]
     assert len(winners) == 1, outcomes
     assert outcomes.count(None) == RACERS - 1
@@ -45,17 +45,17 @@ def test_of_many_workers_claiming_one_job_at_once_exactly_one_gets_it(queued_job
 def test_when_one_message_is_delivered_twice_at_once_only_one_attempt_keeps_the_job(queued_job):
     # A message may legitimately come back (its worker died), so both deliveries may claim;
     # the later claim fences the earlier one: only one attempt can still write.
-    outcomes = race(jobs.claim, *[(queued_job.id, f"gpu{i}@host", queued_job.task_id) for i in range(2)])
+    outcomes = race(lifecycle.claim, *[(queued_job.id, f"gpu{i}@host", queued_job.task_id) for i in range(2)])
     claims = [o for o in outcomes if isinstance(o, StyleJob)]
     assert claims, outcomes
-    still_holding = [job for job in claims if jobs.report_progress(job, {"progress": 0.1})]
+    still_holding = [job for job in claims if lifecycle.report_progress(job, {"progress": 0.1})]
     assert len(still_holding) == 1
 
 
 def test_simultaneous_submissions_cannot_exceed_the_cap(user, content, style, tiny_params, sent, settings):
     settings.JOBS_PER_USER = 3
-    outcomes = race(jobs.create_job, *[(user, content, [style], tiny_params)] * RACERS)
+    outcomes = race(lifecycle.create_job, *[(user, content, [style], tiny_params)] * RACERS)
     created = [o for o in outcomes if isinstance(o, StyleJob)]
-    refused = [o for o in outcomes if isinstance(o, jobs.JobLimitReached)]
+    refused = [o for o in outcomes if isinstance(o, lifecycle.JobLimitReached)]
     assert (len(created), len(refused)) == (3, RACERS - 3), outcomes
     assert StyleJob.objects.filter(owner=user).count() == 3

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 import stylize
-from webapp import jobs
+from webapp.jobs import lifecycle
+from webapp.queue import lanes
 from webapp.models import StyleJob
 
 pytestmark = pytest.mark.django_db
 
 
 def create(user, content, styles, params, **kwargs):
-    return jobs.create_job(user, content, styles, params, **kwargs)
+    return lifecycle.create_job(user, content, styles, params, **kwargs)
 
 
 def test_a_new_job_is_queued_with_its_full_validated_params(user, content, style, tiny_params):
@@ -37,13 +38,14 @@ def test_the_message_is_sent_on_commit_with_the_job_id_only(user, content, style
     assert sent == []  # nothing leaves before the row is committed
     for callback in callbacks:
         callback()
+    # No time limits in the message: the worker's own apply (dispatch.py).
     assert sent == [{"args": [str(job.id)], "task_id": job.task_id, "queue": "gpu", "priority": 0,
-                     "countdown": None}]
+                     "countdown": None, "time_limit": None, "soft_time_limit": None}]
 
 
 @pytest.mark.parametrize("priority, lane", [(9, 0), (4, 0), (1, 3), (0, 4), (-1, 5), (-5, 9), (-9, 9)])
 def test_a_higher_priority_takes_a_redis_lane_served_sooner(priority, lane):
-    assert jobs.broker_priority(priority) == lane
+    assert lanes.lane(priority) == lane
 
 
 def test_styles_keep_their_order(user, content, style, second_style, tiny_params):
@@ -74,23 +76,23 @@ def test_it_rejects_bad_params_naming_the_field(user, content, style, params, fi
 def test_it_rejects_another_persons_images(user, make_user, upload, content, tiny_params):
     someone_else = make_user()
     their_style = upload(someone_else, "style", "the_scream.jpg")
-    with pytest.raises(jobs.JobInputError, match="style image was not found") as error:
+    with pytest.raises(lifecycle.JobInputError, match="style image was not found") as error:
         create(user, content, [their_style], tiny_params)
     assert error.value.field == "styles"
-    with pytest.raises(jobs.JobInputError, match="content image was not found"):
+    with pytest.raises(lifecycle.JobInputError, match="content image was not found"):
         create(someone_else, content, [their_style], tiny_params)
 
 
 def test_it_needs_at_least_one_style_and_at_most_the_limit(user, content, style, tiny_params, settings):
-    with pytest.raises(jobs.JobInputError, match="at least one style"):
+    with pytest.raises(lifecycle.JobInputError, match="at least one style"):
         create(user, content, [], tiny_params)
     settings.JOB_MAX_STYLES = 2
-    with pytest.raises(jobs.JobInputError, match="at most 2 style"):
+    with pytest.raises(lifecycle.JobInputError, match="at most 2 style"):
         create(user, content, [style] * 3, tiny_params)
 
 
 def test_it_rejects_a_priority_out_of_range(user, content, style, tiny_params):
-    with pytest.raises(jobs.JobInputError, match="Priority"):
+    with pytest.raises(lifecycle.JobInputError, match="Priority"):
         create(user, content, [style], tiny_params, priority=10)
 
 
@@ -99,12 +101,12 @@ def test_a_person_may_have_only_so_many_jobs_queued_or_running(user, make_user, 
     settings.JOBS_PER_USER = 2
     first = create(user, content, [style], tiny_params)
     create(user, content, [style], tiny_params)
-    with pytest.raises(jobs.JobLimitReached, match="already have 2 jobs queued or running"):
+    with pytest.raises(lifecycle.JobLimitReached, match="already have 2 jobs queued or running"):
         create(user, content, [style], tiny_params)
     # Other people are not affected, and a finished job frees its place.
     other = make_user()
     create(other, upload(other, "content", "chelsea.png"), [upload(other, "style", "the_scream.jpg")], tiny_params)
-    jobs.cancel(first)
+    lifecycle.cancel(first)
     create(user, content, [style], tiny_params)
 
 
@@ -114,7 +116,7 @@ def test_a_job_in_a_batch_belongs_to_the_batch(user, make_user, content, style, 
     batch = Batch.objects.create(owner=user, name="three styles")
     job = create(user, content, [style], tiny_params, batch=batch)
     assert list(batch.jobs.all()) == [job]
-    with pytest.raises(jobs.JobInputError, match="batch"):
+    with pytest.raises(lifecycle.JobInputError, match="batch"):
         create(user, content, [style], tiny_params, batch=Batch.objects.create(owner=make_user()))
 
 

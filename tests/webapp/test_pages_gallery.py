@@ -12,9 +12,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image
 
-from webapp import jobs
+from webapp.jobs import lifecycle
 from webapp.models import StyleJob
-from webapp.views.pages import JOBS_PER_PAGE
+from webapp.pages.views.pages import JOBS_PER_PAGE
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def logged_in(client, user):
 def make_jobs(owner, content, style, count):
     made = []
     for i in range(count):
-        job = jobs.create_job(owner, content, [style], {"size": 48 + i})
+        job = lifecycle.create_job(owner, content, [style], {"size": 48 + i})
         StyleJob.objects.filter(pk=job.pk).update(created=timezone.now() - timedelta(minutes=count - i),
                                                   status=StyleJob.Status.SUCCEEDED)
         made.append(job)
@@ -65,8 +65,8 @@ def test_only_the_persons_own_jobs_are_shown(logged_in, user, content, style, ma
 
 
 def test_cards_show_the_status_and_the_result_or_else_the_content(logged_in, user, content, style):
-    jobs.create_job(user, content, [style], {"size": 48})
-    done = jobs.create_job(user, content, [style], {"size": 48})
+    lifecycle.create_job(user, content, [style], {"size": 48})
+    done = lifecycle.create_job(user, content, [style], {"size": 48})
     buffer = io.BytesIO()
     Image.new("RGB", (64, 40), "teal").save(buffer, format="PNG")
     result = default_storage.save(f"results/{done.pk}/result.png", ContentFile(buffer.getvalue()))

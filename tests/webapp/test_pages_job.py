@@ -13,9 +13,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image
 
-from webapp import jobs
+from webapp.jobs import lifecycle
 from webapp.models import JobArtifact, StyleJob
-from webapp.views import files as file_views
+from webapp.pages.views import files as file_views
 
 pytestmark = pytest.mark.django_db
 
@@ -168,7 +168,7 @@ def test_cancel_asks_a_running_job_to_stop(logged_in, queued_job):
     job = run_a_little(queued_job)
     state = logged_in.post(f"/jobs/{job.pk}/cancel/", HTTP_ACCEPT="application/json").json()
     assert state["status"] == "running" and state["cancel_requested"] is True
-    assert jobs.should_cancel(job.pk)
+    assert lifecycle.should_cancel(job.pk)
 
 
 def test_cancel_without_script_redirects_back_to_the_job(logged_in, queued_job):
@@ -198,7 +198,7 @@ def test_cancel_needs_a_post_with_the_csrf_token(client, user, queued_job):
 def test_run_again_fills_the_form_with_the_jobs_params_images_and_seed(logged_in, user, content, style,
                                                                       second_style, sent,
                                                                       django_capture_on_commit_callbacks):
-    job = jobs.create_job(user, content, [style, second_style],
+    job = lifecycle.create_job(user, content, [style, second_style],
                           {"size": 64, "scales": 1, "iterations": 5, "style_weight": 0.02, "style_blend": [3, 1],
                            "style_layers": {"relu2_2": 0.5, "relu4_1": 1.0}, "content_layers": {"relu3_1": 1}})
     finish(job)
@@ -216,7 +216,7 @@ def test_run_again_fills_the_form_with_the_jobs_params_images_and_seed(logged_in
 
 def test_run_again_from_someone_elses_or_a_malformed_job_is_not_found(logged_in, make_user, upload):
     other = make_user()
-    theirs = jobs.create_job(other, upload(other), [upload(other, "style", "the_scream.jpg")], {"size": 48})
+    theirs = lifecycle.create_job(other, upload(other), [upload(other, "style", "the_scream.jpg")], {"size": 48})
     assert logged_in.get(f"/new/?from={theirs.pk}").status_code == 404
     assert logged_in.get("/new/?from=not-a-job").status_code == 404
 

@@ -9,9 +9,9 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 import stylize
-from webapp import jobs
+from webapp.jobs import lifecycle
 from webapp.models import StyleJob, WorkerHeartbeat
-from webapp.progress import JobProgress, LossHistory
+from webapp.worker.progress import JobProgress, LossHistory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def progress_at(step: int, total: int = 100, loss: float = 10.0) -> stylize.Prog
 
 @pytest.fixture
 def running_job(queued_job) -> StyleJob:
-    return jobs.claim(queued_job.id, "gpu0@host")
+    return lifecycle.claim(queued_job.id, "gpu0@host")
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_each_write_is_a_heartbeat_naming_the_worker_and_its_device(running_job,
 def test_a_cancel_request_stops_the_run_after_the_next_iteration_between_writes(running_job, clock, throttled):
     reporter = JobProgress(running_job, clock=clock)
     reporter(progress_at(1))
-    jobs.cancel(running_job)
+    lifecycle.cancel(running_job)
     clock.now += 0.1  # long before the next progress write
     with pytest.raises(stylize.Cancelled):
         reporter(progress_at(2))
@@ -127,7 +127,7 @@ def test_the_cancel_check_can_be_throttled(running_job, clock, throttled, settin
     settings.CANCEL_CHECK_EVERY_SECONDS = 0.5
     reporter = JobProgress(running_job, clock=clock)
     reporter(progress_at(1))
-    jobs.cancel(running_job)
+    lifecycle.cancel(running_job)
     clock.now += 0.2
     reporter(progress_at(2))  # not checked yet
     clock.now += 0.3
@@ -138,9 +138,9 @@ def test_the_cancel_check_can_be_throttled(running_job, clock, throttled, settin
 def test_a_worker_whose_claim_was_taken_over_stops_and_leaves_no_files(running_job, clock, throttled):
     reporter = JobProgress(running_job, clock=clock)
     reporter(progress_at(1))
-    jobs.claim(running_job.id, "gpu0@host", task_id=running_job.task_id)  # the message came back
+    lifecycle.claim(running_job.id, "gpu0@host", task_id=running_job.task_id)  # the message came back
     clock.now += 5.0
-    with pytest.raises(jobs.JobSuperseded):
+    with pytest.raises(lifecycle.JobSuperseded):
         reporter(progress_at(2))
     previews = default_storage.listdir(f"results/{running_job.id}")[1]
     assert len(previews) == 1  # the first one only

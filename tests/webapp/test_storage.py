@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 import stylize
-from webapp import storage
+from webapp.jobs import storage
 from tests.inputs import GPS_IFD, jpeg_with_exif
 from webapp.models import StyleImage
 

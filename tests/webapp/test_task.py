@@ -11,9 +11,10 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 import stylize
-from webapp import jobs, progress, tasks
+from webapp.jobs import lifecycle
+from webapp.worker import progress, run, tasks
 from webapp.models import StyleJob, WorkerHeartbeat
-from webapp.tasks import run_style_job
+from webapp.worker.tasks import run_style_job
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +64,7 @@ def test_the_visualisations_are_stored_with_the_result(queued_job):
 
 
 def test_a_message_for_a_job_that_is_not_queued_does_nothing(queued_job):
-    jobs.cancel(queued_job)
+    lifecycle.cancel(queued_job)
     assert run_message(queued_job) == "not claimed"
     assert reload(queued_job).status == Status.CANCELLED
 
@@ -77,9 +78,9 @@ def test_running_out_of_memory_fails_the_job_with_a_size_that_fits_and_no_retry(
 
 
 def test_a_job_cancelled_while_running_ends_cancelled_without_a_result(queued_job):
-    job = jobs.claim(queued_job.id, "w")
-    jobs.cancel(job)
-    assert tasks.execute(job) == Status.CANCELLED
+    job = lifecycle.claim(queued_job.id, "w")
+    lifecycle.cancel(job)
+    assert run.execute(job) == Status.CANCELLED
     job = reload(job)
     assert job.status == Status.CANCELLED and not job.result.name and job.step == 1
 
@@ -98,7 +99,7 @@ def test_the_soft_time_limit_fails_the_job_as_timed_out(queued_job, monkeypatch)
 
 def test_the_hard_time_limit_fails_the_job_from_the_workers_parent_process(queued_job, monkeypatch):
     monkeypatch.setattr(tasks.connections, "close_all", lambda: None)  # would close the test's transaction
-    job = jobs.claim(queued_job.id, "w", task_id=queued_job.task_id)
+    job = lifecycle.claim(queued_job.id, "w", task_id=queued_job.task_id)
     run_style_job.on_failure(TimeLimitExceeded(60), job.task_id, (str(job.id),), {}, None)
     job = reload(job)
     assert job.status == Status.FAILED and "was stopped" in job.error
@@ -119,7 +120,7 @@ def test_a_storage_error_queues_the_job_again(queued_job, monkeypatch, sent):
     def unreachable(*args, **kwargs):
         raise ConnectionError("storage unreachable")
 
-    monkeypatch.setattr(tasks.storage, "open_image", unreachable)
+    monkeypatch.setattr(run.storage, "open_image", unreachable)
     assert run_message(queued_job) == Status.QUEUED
     assert reload(queued_job).error.startswith("Could not read or write a file")
 
@@ -133,8 +134,8 @@ def test_a_job_whose_worker_died_resumes_from_its_checkpoint_to_the_same_result(
     settings.CHECKPOINT_EVERY_SECONDS = 0  # a checkpoint with every report
     params = {"size": 48, "scales": 1, "iterations": 6, "seed": 11}
     with django_capture_on_commit_callbacks(execute=True):
-        reference = jobs.create_job(user, content, [style], params)
-        interrupted = jobs.create_job(user, content, [style], params)
+        reference = lifecycle.create_job(user, content, [style], params)
+        interrupted = lifecycle.create_job(user, content, [style], params)
     run_message(reference)
 
     report = progress.JobProgress.__call__
@@ -149,7 +150,7 @@ def test_a_job_whose_worker_died_resumes_from_its_checkpoint_to_the_same_result(
         run_message(interrupted)
     assert reload(interrupted).status == Status.RUNNING and reload(interrupted).checkpoint.name
 
-    with caplog.at_level(logging.INFO, logger="webapp.tasks"), django_capture_on_commit_callbacks(execute=True):
+    with caplog.at_level(logging.INFO, logger="webapp.worker.run"), django_capture_on_commit_callbacks(execute=True):
         assert run_message(interrupted) == Status.SUCCEEDED  # the same message, delivered again
     assert "resuming from its checkpoint (scale 0, iteration 3)" in caplog.text
     job = reload(interrupted)

@@ -6,8 +6,8 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 
 import stylize
-from webapp.jobs import JobInputError, JobLimitReached, JobStateError
-from webapp.storage import UploadTooLarge
+from webapp.jobs.lifecycle import JobInputError, JobLimitReached, JobStateError
+from webapp.jobs.storage import UploadTooLarge
 
 
 class TooLarge(APIException):

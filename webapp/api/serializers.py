@@ -1,5 +1,5 @@
 """Serializers of API v1: declarative fields, cross-field rules in validate(); params are
-checked by the same jobs.validate_params as the pages (StyleConfig is the one home of
+checked by the same lifecycle.validate_params as the pages (StyleConfig is the one home of
 defaults and bounds)."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 import stylize
-from webapp import jobs
+from webapp.jobs import lifecycle, present
 from webapp.models import Batch, StyleImage, StyleJob
-from webapp.views import common
+from webapp.queue.lanes import MAX_PRIORITY, MIN_PRIORITY
 
-from .errors import config_error
+from .errors import config_error, job_error
 
 Status = StyleJob.Status
 
@@ -51,15 +51,23 @@ class ParamsField(serializers.JSONField):
         return data
 
 
+def _check_style_count(count: int) -> None:
+    """Before any uploaded file is stored (the view stores them after validation)."""
+    try:
+        lifecycle.check_style_count(count)
+    except lifecycle.JobInputError as exc:
+        raise job_error(exc)
+
+
 def _check_params(params: dict, num_styles: int, preset: str | None) -> None:
     try:
-        jobs.validate_params(params, num_styles, preset)
+        lifecycle.validate_params(params, num_styles, preset)
     except stylize.ConfigError as exc:
         raise config_error(exc)
 
 
 PRESET_CHOICES = tuple(stylize.PRESETS)
-PRIORITY = dict(min_value=jobs.MIN_PRIORITY, max_value=jobs.MAX_PRIORITY, default=0)
+PRIORITY = dict(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, default=0)
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -74,7 +82,7 @@ class ImageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_file_url(self, image: StyleImage) -> str:
-        return common.image_url(image)
+        return present.image_url(image)
 
 
 class ImageUploadSerializer(serializers.Serializer):
@@ -99,10 +107,7 @@ class JobCreateSerializer(serializers.Serializer):
         if ("content" in data) == ("content_file" in data):
             raise serializers.ValidationError({"content": ["give exactly one of content and content_file"]})
         num_styles = len(data["styles"]) + len(data["style_files"])
-        if not num_styles:
-            raise serializers.ValidationError({"styles": ["give at least one style image (styles or style_files)"]})
-        if num_styles > settings.JOB_MAX_STYLES:
-            raise serializers.ValidationError({"styles": [f"at most {settings.JOB_MAX_STYLES} style images"]})
+        _check_style_count(num_styles)
         _check_params(data["params"], num_styles, data["preset"])
         return data
 
@@ -148,14 +153,14 @@ class JobSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_result_page_url(self, job: StyleJob) -> str | None:
-        urls = common.result_urls(job)
+        urls = present.result_urls(job)
         return urls["url"] if urls else None
 
     @extend_schema_field(VisualizationSerializer(many=True))
     def get_visualizations(self, job: StyleJob) -> list[dict]:
         return [{"name": v["name"], "title": v["title"], "about": v["about"], "kind": v["kind"], "url": v["url"],
                  "download_url": self._absolute(reverse("api:job-artifact", args=[job.pk, v["name"]]))}
-                for v in common.visualizations(job)]
+                for v in present.visualizations(job)]
 
 
 class JobAcceptedSerializer(serializers.Serializer):
@@ -216,8 +221,7 @@ class BatchCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"non_field_errors": [f"the batch has {len(plan)} jobs; at most {settings.API_BATCH_MAX_JOBS}"]})
         for content, styles, params in plan:
-            if len(styles) > settings.JOB_MAX_STYLES:
-                raise serializers.ValidationError({"styles": [f"at most {settings.JOB_MAX_STYLES} style images"]})
+            _check_style_count(len(styles))
             _check_params(params, len(styles), data["preset"])
         data["plan"] = plan
         return data

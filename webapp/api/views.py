@@ -1,5 +1,5 @@
 """API v1 viewsets: GenericViewSet + mixins, every queryset limited to the requesting person
-(another person's object is a 404). Jobs are made by webapp.jobs.create_job only."""
+(another person's object is a 404). Jobs are made by webapp.jobs.lifecycle.create_job only."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 import stylize
-from webapp import jobs, storage
+from webapp.jobs import lifecycle, storage
+from webapp.jobs.storage import serve
 from webapp.models import Batch, StyleImage, StyleJob
-from webapp.views.files import serve
 
 from . import serializers as s
 from .errors import Conflict, JobCapReached, config_error, image_error, job_error
@@ -57,11 +57,11 @@ def _submit(request, make, job_ids_of) -> Response:
     retry with the same key submits them anew."""
     try:
         response = idempotent(request, make)
-    except jobs.QueueUnavailable as exc:
+    except lifecycle.QueueUnavailable as exc:
         raise QueueDown(str(exc))
     try:
-        jobs.check_sent(job_ids_of(response.data))
-    except jobs.QueueUnavailable as exc:
+        lifecycle.check_sent(job_ids_of(response.data))
+    except lifecycle.QueueUnavailable as exc:
         IdempotencyKey.objects.filter(owner=request.user, key=request.headers.get(HEADER, "").strip()).delete()
         raise QueueDown(str(exc))
     return response
@@ -153,11 +153,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             content = data.get("content") or _store(request, data["content_file"])
             styles = list(data["styles"]) + [_store(request, f) for f in data["style_files"]]
             try:
-                job = jobs.create_job(request.user, content, styles, data["params"],
+                job = lifecycle.create_job(request.user, content, styles, data["params"],
                                       priority=data["priority"], preset=data["preset"])
             except stylize.ConfigError as exc:
                 raise config_error(exc)
-            except jobs.JobError as exc:
+            except lifecycle.JobError as exc:
                 raise job_error(exc)
             url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
             return Response({"id": str(job.pk), "url": url, "status": job.status},
@@ -176,8 +176,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
 
         def make() -> Response:
             try:
-                jobs.cancel(job)
-            except jobs.JobError as exc:
+                lifecycle.cancel(job)
+            except lifecycle.JobError as exc:
                 raise job_error(exc)
             return Response(s.JobSerializer(self.get_queryset().get(pk=job.pk),
                                             context=self.get_serializer_context()).data)
@@ -186,8 +186,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
 
     def perform_destroy(self, job: StyleJob) -> None:
         try:
-            jobs.delete_job(job)
-        except jobs.JobStateError as exc:
+            lifecycle.delete_job(job)
+        except lifecycle.JobStateError as exc:
             raise Conflict(str(exc))
 
     @extend_schema(summary="The result PNG", responses={(200, "image/png"): OpenApiTypes.BINARY, **ERRORS})
@@ -236,17 +236,17 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 with transaction.atomic():
                     batch = Batch.objects.create(owner=request.user, name=data["name"],
                                                  params={"params": data["params"], "preset": data["preset"]})
-                    created = [jobs.create_job(request.user, content, styles, params, priority=data["priority"],
+                    created = [lifecycle.create_job(request.user, content, styles, params, priority=data["priority"],
                                                batch=batch, preset=data["preset"])
                                for content, styles, params in plan]
-            except jobs.JobLimitReached:
+            except lifecycle.JobLimitReached:
                 active = StyleJob.objects.filter(owner=request.user, status__in=StyleJob.ACTIVE).count()
                 raise JobCapReached(
                     f"This batch has {len(plan)} jobs and you have {active} queued or running; at most "
                     f"{settings.JOBS_PER_USER} may be at once. Nothing was created.")
             except stylize.ConfigError as exc:
                 raise config_error(exc)
-            except jobs.JobError as exc:
+            except lifecycle.JobError as exc:
                 raise job_error(exc)
             url = request.build_absolute_uri(reverse("api:batch-detail", args=[batch.pk]))
             return Response({"id": str(batch.pk), "url": url, "jobs": [str(job.pk) for job in created]},

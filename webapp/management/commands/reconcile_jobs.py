@@ -11,10 +11,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
-from webapp.broker import BrokerUnavailable
-from webapp.reconcile import reconcile
+from webapp.jobs.reconcile import reconcile
+from webapp.queue.broker import BrokerUnavailable
 
-log = logging.getLogger("webapp.reconcile")
+log = logging.getLogger("webapp.jobs.reconcile")
 
 
 class Command(BaseCommand):

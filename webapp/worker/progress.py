@@ -12,7 +12,6 @@ cancelled job stops within the iteration after the one it was in.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -21,9 +20,11 @@ from django.conf import settings
 
 import stylize
 
-from . import jobs, storage
-from .models import StyleJob
-from .worker_status import DeviceReport, device_report
+from ..jobs import lifecycle, storage
+from ..models import StyleJob
+from ..numbers import finite_float
+from . import heartbeat
+from .heartbeat import DeviceReport, device_report
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +67,14 @@ def thin_history(entries: Iterable[Mapping[str, Any]]) -> list[dict]:
 
 def _rounded(value) -> float | None:
     """5 significant digits (the chart needs no more), None for NaN/inf (not valid JSON)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
-        return None
-    return float(f"{number:.5g}")
+    number = finite_float(value)
+    return None if number is None else float(f"{number:.5g}")
 
 
 class JobProgress:
     """on_progress for stylize.run: `JobProgress(job)(progress)` after each iteration.
 
-    Raises stylize.Cancelled when the owner cancelled the job, and jobs.JobSuperseded
+    Raises stylize.Cancelled when the owner cancelled the job, and lifecycle.JobSuperseded
     when this worker's claim is no longer valid.
     """
 
@@ -117,7 +113,7 @@ class JobProgress:
             self.next_progress = now + self.progress_every
         if now >= self.next_cancel_check:
             self.next_cancel_check = now + settings.CANCEL_CHECK_EVERY_SECONDS
-            if jobs.should_cancel(self.job.pk):
+            if lifecycle.should_cancel(self.job.pk):
                 raise stylize.Cancelled(f"job {self.job.pk} was cancelled by its owner")
 
     def _write(self, progress: stylize.Progress, files: Mapping[str, str]) -> None:
@@ -129,9 +125,9 @@ class JobProgress:
             "elapsed_seconds": progress.elapsed, "loss_history": self.history.as_list(), "device": device.name,
             **files,
         }
-        if not jobs.report_progress(self.job, fields):
+        if not lifecycle.report_progress(self.job, fields):
             storage.delete_files(files.values())
-            raise jobs.JobSuperseded(f"job {self.job.pk}: claim lost (finished, cancelled or taken over)")
+            raise lifecycle.JobSuperseded(f"job {self.job.pk}: claim lost (finished, cancelled or taken over)")
         self.writes += 1
         replaced = []
         if "preview" in files:
@@ -142,9 +138,7 @@ class JobProgress:
             self.checkpoint_name = files["checkpoint"]
             log.info("job %s: checkpoint at step %d of %d", self.job.pk, progress.step, progress.total_steps)
         storage.delete_files(replaced)
-        jobs.record_worker_heartbeat(self.job.worker_host, pid=os.getppid(), device=device.name,
-                                     device_memory_bytes=device.memory_total,
-                                     device_memory_used_bytes=device.memory_used, job_id=self.job.pk)
+        heartbeat.record(self.job.worker_host, pid=os.getppid(), job_id=self.job.pk, report=device)
 
     def _device(self) -> DeviceReport:
         """Asked again every WORKER_HEARTBEAT_SECONDS: memory use changes, the name does not."""

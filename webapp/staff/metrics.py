@@ -21,7 +21,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from . import monitoring
-from .models import StyleJob, WorkerHeartbeat
+from ..models import StyleJob, WorkerHeartbeat
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RUN_SECONDS_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1800, 3600)

@@ -2,8 +2,9 @@
 host memory) on a heartbeat every WORKER_HEARTBEAT_SECONDS, idle or busy, so the staff
 dashboard lists every worker with what it runs on.
 
-The heartbeat runs in the worker's main process (a bootstep timer, registered in
-webapp/celery.py). That process forks the pool, so it must never create a CUDA context:
+The heartbeat runs in the worker's main process (a bootstep timer, registered by name in
+webapp/celery.py); a pool process running a job writes one with each progress write
+(progress.py) and one when the job ends (tasks.py). That process forks the pool, so it must never create a CUDA context:
 the GPU is described through NVML (nvidia-ml-py), which does not; torch is asked only
 in a process where CUDA is already initialised (a pool process running a job).
 """
@@ -109,14 +110,22 @@ def _kib(value: str) -> int:
     return int(value.split()[0]) * 1024
 
 
-def record(worker_name: str, *, pid: int, job_id=None, keep_job: bool = False) -> None:
-    """Write the heartbeat of the worker whose main process is `pid`, with its device now."""
-    from . import jobs
+def record(worker_name: str, *, pid: int, job_id=None, keep_job: bool = False,
+           report: DeviceReport | None = None) -> None:
+    """Write the heartbeat of the worker whose main process is `pid`: the job it works on
+    (`job_id` None: idle; `keep_job`: as last reported) and its device (`report`, else asked now)."""
+    from django.utils import timezone
 
-    report = device_report()
-    jobs.record_worker_heartbeat(worker_name, pid=pid, job_id=job_id, keep_job=keep_job,
-                                 device=report.name, device_memory_bytes=report.memory_total,
-                                 device_memory_used_bytes=report.memory_used)
+    from ..models import WorkerHeartbeat  # not at import: the worker loads this step before Django is set up
+
+    report = report or device_report()
+    now = timezone.now()
+    values = {"pid": pid, "last_seen": now, "device": report.name[:100], "device_memory_bytes": report.memory_total,
+              "device_memory_used_bytes": report.memory_used}
+    if not keep_job:
+        values["current_job_id"] = job_id
+    WorkerHeartbeat.objects.update_or_create(name=worker_name[:255], defaults=values,
+                                             create_defaults={**values, "started": now})
 
 
 class Heartbeat(bootsteps.StartStopStep):

@@ -8,6 +8,9 @@ name never reaches the storage:
     results/<job>/<artifact>.png        visualisations
     results/<job>/preview-<uuid>.png    intermediate image (a new name each time: no stale caches)
     checkpoints/<job>/<uuid>.pt         latest checkpoint (new name, then the old one is deleted)
+
+Files reach people only through serve(), called by views that have checked the owner (the
+pages' and the API's): there is no public /media/ URL.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import mimetypes
 import os
 import re
 import unicodedata
@@ -25,15 +29,18 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.http import FileResponse, Http404
 from PIL import Image
 
 import stylize
 
-from .models import StyleImage, StyleJob
+from ..models import StyleImage, StyleJob
 
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 95
+CACHED = "private, max-age=86400"  # a URL whose `?v=` names the stored file: its bytes never change
+REVALIDATE = "private, no-cache"
 
 
 class UploadTooLarge(stylize.ImageError):
@@ -134,6 +141,23 @@ def open_image(name: str) -> Image.Image:
 def load_checkpoint(name: str) -> stylize.Checkpoint:
     with default_storage.open(name, "rb") as f:
         return stylize.Checkpoint.load(f.read())
+
+
+def serve(request, name: str, *, filename: str, download: bool = False, cache: str | None = None) -> FileResponse:
+    """A stored file with its type, nosniff, and a file name for saving it; 404 when it is gone.
+    Cached privately when the URL carries `?v=` (versioned names) or `cache` says so."""
+    if not name:
+        raise Http404
+    try:
+        handle = default_storage.open(name, "rb")
+    except (FileNotFoundError, OSError):
+        log.warning("stored file %s is missing", name)
+        raise Http404
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    response = FileResponse(handle, content_type=content_type, as_attachment=download, filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = cache or (CACHED if "v" in request.GET else REVALIDATE)
+    return response
 
 
 # -- writing outputs ------------------------------------------------------------------------

@@ -2,20 +2,19 @@
 
 The new-job form reads every default, bound, choice and help text from the
 field metadata of stylize.StyleConfig, and validates the params it builds through
-jobs.validate_params (StyleConfig.from_dict underneath), so the page, the REST API
+lifecycle.validate_params (StyleConfig.from_dict underneath), so the page, the REST API
 and the CLI cannot disagree about what is allowed. A ConfigError names the option
 at fault; ERROR_FIELDS says which input on the page shows it.
 
 Uploaded files are stored as soon as they are accepted (storage.store_upload; an
 identical file is stored once), before the params are checked: when the page comes
 back with an error, they are selected among the person's images, so nobody uploads
-the same picture twice.
+the same picture twice. That is why clean() stores them: it is the one step that sees
+every input. The number of style images is checked before any of them is stored.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import MISSING
 from typing import Any, Mapping
 
 from django import forms
@@ -23,91 +22,19 @@ from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 
 import stylize
-from stylize.config import MAX_LAYER_WEIGHT, MAX_SIZE, PRESETS, StyleConfig, field_info
-from stylize.vgg import LAYER_INDEX, LAYER_NAMES, layer_channels
+from stylize.config import MAX_LAYER_WEIGHT, MAX_SIZE, PRESETS, StyleConfig
+from stylize.vgg import LAYER_NAMES, layer_channels
 
-from . import jobs, storage
-from .models import StyleImage
+from ..jobs import lifecycle, storage
+from ..jobs.present import LABELS, label
+from ..models import StyleImage
+from ..numbers import finite_float
+from .params import (ERROR_FIELDS, PARAM_FIELDS, RELU_LAYERS, config_field, default_params, fmt, layer_order,
+                     matching_preset)
 
-RELU_LAYERS = tuple(name for name in LAYER_NAMES if name.startswith("relu"))
-DEFAULT_PRESET = "balanced"  # PRESETS["balanced"] is the defaults themselves
+# The λ sliders span the usual range; the number beside each takes anything up to MAX_LAYER_WEIGHT.
+LAYER_SLIDER_MAX = 1.0
 
-# What the page calls each option (the help text comes from StyleConfig).
-LABELS = {
-    "size": "Output size (px)",
-    "iterations": "Iterations",
-    "coarse_iterations": "Coarse iterations",
-    "scales": "Scales",
-    "content_weight": "α · content weight",
-    "style_weight": "β · style weight",
-    "tv_weight": "Smoothness (TV weight)",
-    "style_scale": "Style scale",
-    "preserve_colors": "Preserve colours",
-    "init": "Start from",
-    "seed": "Seed",
-    "optimizer": "Optimiser",
-    "learning_rate": "Learning rate",
-    "pooling": "Pooling",
-    "normalize_content": "Normalise the content cost",
-    "precision": "Precision",
-    "content_layers": "Content layer",
-    "style_layers": "Style layers λ",
-    "style_blend": "Style blend",
-    "device": "Device",
-    "weights": "Weights",
-}
-CHOICE_LABELS = {
-    ("preserve_colors", "none"): "No",
-    ("preserve_colors", "statistics"): "Recolour the style",
-    ("preserve_colors", "luminance"): "Luminance only",
-    ("init", "content"): "The content image",
-    ("init", "random"): "Random noise",
-    ("optimizer", "lbfgs"): "L-BFGS",
-    ("optimizer", "adam"): "Adam",
-    ("pooling", "max"): "Max",
-    ("pooling", "avg"): "Average",
-    ("precision", "auto"): "Automatic",
-    ("precision", "fp32"): "fp32",
-    ("precision", "bf16"): "bf16 (faster)",
-}
-# Choices StyleConfig knows that this server does not offer (jobs.validate_params refuses them).
-NOT_OFFERED = {("init", "image")}
-
-# The options that are one input each on the page (same name as in StyleConfig).
-PARAM_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "content_weight", "style_weight",
-                "tv_weight", "style_scale", "preserve_colors", "init", "seed", "optimizer", "learning_rate",
-                "pooling", "normalize_content", "precision")
-# ConfigError.field / JobError.field -> the input that shows the message.
-ERROR_FIELDS = {**{name: name for name in PARAM_FIELDS}, "content_layers": "content_layer",
-                "style_layers": "style_layers", "style_blend": "style_blend", "content": "content_file",
-                "styles": "style_files"}
-# The options a preset sets (the others keep what the person chose).
-PRESET_FIELDS = tuple(sorted({key for preset in PRESETS.values() for key in preset}))
-
-
-def default_params() -> dict[str, Any]:
-    return StyleConfig().to_dict()
-
-
-def preset_params() -> dict[str, dict[str, Any]]:
-    """{preset: its full params}, for the page's script that fills the fields."""
-    return {name: StyleConfig.preset(name).to_dict() for name in PRESETS}
-
-
-def matching_preset(params: Mapping[str, Any]) -> str:
-    """The preset whose options these params have, or "" (custom)."""
-    for name, full in preset_params().items():
-        if all(params.get(key) == full[key] for key in PRESET_FIELDS):
-            return name
-    return ""
-
-
-def choices_of(name: str) -> list[tuple[str, str]]:
-    return [(value, CHOICE_LABELS.get((name, value), value)) for value in field_info(name).metadata["choices"]
-            if (name, value) not in NOT_OFFERED]
-
-
-# -- widgets and fields ---------------------------------------------------------------
 
 class MultipleFileInput(forms.FileInput):
     allow_multiple_selected = True
@@ -123,47 +50,6 @@ class MultipleFileField(forms.FileField):
     def clean(self, data, initial=None):
         files = data if isinstance(data, (list, tuple)) else [data] if data else []
         return [super(MultipleFileField, self).clean(f, initial) for f in files]
-
-
-def config_field(name: str, *, high=None) -> forms.Field:
-    """A form field for one StyleConfig option: label, help, default, bounds and choices from its metadata.
-
-    The bounds become the inputs' min/max (the browser's own hints); the values
-    themselves are checked by StyleConfig, whose messages are shown inline.
-    """
-    info = field_info(name)
-    meta = info.metadata
-    default = None if info.default is MISSING else info.default
-    common = {"label": LABELS[name], "help_text": meta["help"], "initial": default}
-    if meta.get("choices"):
-        return forms.ChoiceField(choices=choices_of(name), **common)
-    kind = info.type if isinstance(info.type, str) else info.type.__name__
-    if kind == "bool":
-        return forms.BooleanField(required=False, **common)
-    attrs = {}
-    low, high = meta.get("min"), high if high is not None else meta.get("max")
-    if low is not None:
-        attrs["min"] = low
-    if high is not None:
-        attrs["max"] = high
-    if kind in ("int", "int | None"):
-        attrs["step"] = 1
-        return forms.IntegerField(required=default is not None, widget=forms.NumberInput(attrs=attrs), **common)
-    attrs["step"] = "any"
-    return forms.FloatField(widget=forms.NumberInput(attrs=attrs), **common)
-
-
-def _weight(value) -> float | None:
-    """A blend weight typed by a person: a finite number, or None."""
-    try:
-        number = float(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _fmt(number: float) -> str:
-    return f"{number:g}"
 
 
 # -- sign up ------------------------------------------------------------------------------
@@ -182,7 +68,7 @@ class NewJobForm(forms.Form):
     """Content and style images (new uploads or the person's own), and every option of the run.
 
     After is_valid(): `content` (StyleImage), `styles` (list, in order) and `params`
-    (validated, ready for jobs.create_job).
+    (validated, ready for lifecycle.create_job).
     """
 
     preset = forms.ChoiceField(choices=[(name, name.title()) for name in PRESETS], required=False,
@@ -235,11 +121,12 @@ class NewJobForm(forms.Form):
             self.fields[f"layer_{layer}"] = forms.FloatField(
                 label=f"λ {layer}", initial=self.initial_style_layers.get(layer, 0.0),
                 min_value=0.0, max_value=MAX_LAYER_WEIGHT,
-                widget=forms.NumberInput(attrs={"min": 0, "max": _fmt(MAX_LAYER_WEIGHT), "step": "any"}))
+                widget=forms.NumberInput(attrs={"min": 0, "max": fmt(MAX_LAYER_WEIGHT), "step": "any"}))
         self.content: StyleImage | None = None
         self.styles: list[StyleImage] = []
         self.params: dict[str, Any] = {}
         self.upload_errors: list[stylize.ImageError] = []  # what store_upload refused, for error_status()
+        self.stored_uploads: dict[int, StyleImage] = {}  # index among the posted style files -> stored
 
     # -- what the page shows ------------------------------------------------------------
 
@@ -249,11 +136,17 @@ class NewJobForm(forms.Form):
             names = [n for n in LAYER_NAMES if f"layer_{n}" in self.data]
         else:
             names = list(self.initial_style_layers)
-        return sorted(dict.fromkeys(names), key=LAYER_INDEX.__getitem__)
+        return layer_order(names)
 
     def style_layer_rows(self) -> list[dict]:
         return [{"name": n, "field": self[f"layer_{n}"], "removable": n not in StyleConfig().style_layers}
                 for n in self.style_layer_names()]
+
+    def layer_input(self) -> dict[str, str]:
+        """The bounds of a λ input and its slider, and the λ of a row that is added (a default
+        layer's, from StyleConfig)."""
+        return {"max": fmt(MAX_LAYER_WEIGHT), "slider_max": fmt(min(LAYER_SLIDER_MAX, MAX_LAYER_WEIGHT)),
+                "new_value": fmt(next(iter(StyleConfig().style_layers.values())))}
 
     def addable_layers(self) -> list[str]:
         shown = set(self.style_layer_names())
@@ -268,7 +161,7 @@ class NewJobForm(forms.Form):
     def blend_value(self, image_id) -> str:
         if self.is_bound:
             return str(self.data.get(f"blend_{image_id}", "1"))
-        return _fmt(self.initial_blend.get(str(image_id), 1.0))
+        return fmt(self.initial_blend.get(str(image_id), 1.0))
 
     def library(self) -> list[dict]:
         """The person's images, those chosen first: id, the image, whether chosen as content / style, weight."""
@@ -299,7 +192,8 @@ class NewJobForm(forms.Form):
     def clean(self):
         data = super().clean()
         self.content = self._clean_content(data)
-        self.styles, blend = self._clean_styles(data)
+        # Counted before any style file is stored: a request over the limit stores none of them.
+        self.styles, blend = self._clean_styles(data) if self._style_count_allowed(data) else ([], None)
         self._keep_stored_uploads()
         if any(name in self.errors for name in (*PARAM_FIELDS, "content_layer")) or any(
                 f"layer_{n}" in self.errors for n in self.style_layer_names()):
@@ -309,12 +203,12 @@ class NewJobForm(forms.Form):
         params["style_layers"] = {n: data[f"layer_{n}"] for n in self.style_layer_names()}
         params["style_blend"] = blend if blend is not None else []
         try:
-            config = jobs.validate_params(params, max(1, len(self.styles)))
+            config = lifecycle.validate_params(params, max(1, len(self.styles)))
         except stylize.ConfigError as error:
             self.add_config_error(error)
             return data
         self.params = {key: value for key, value in config.to_dict().items()
-                       if key not in jobs.SERVER_CHOSEN_OPTIONS}
+                       if key not in lifecycle.SERVER_CHOSEN_OPTIONS}
         return data
 
     def _clean_content(self, data) -> StyleImage | None:
@@ -332,14 +226,24 @@ class NewJobForm(forms.Form):
             self.add_error("content_file", "Choose a content image: upload one, or pick one of yours below.")
         return None
 
+    def _style_count_allowed(self, data) -> bool:
+        """Whether the chosen images and the new files together are not more than a job may have
+        (none at all is said by _clean_styles, which knows which files were accepted)."""
+        count = len(data.get("style_images") or []) + len(data.get("style_files") or [])
+        try:
+            lifecycle.check_style_count(max(count, 1))
+        except lifecycle.JobInputError as error:
+            self.add_job_error(error)
+            return False
+        return True
+
     def _clean_styles(self, data) -> tuple[list[StyleImage], list[float] | None]:
-        """The style images (chosen ones first, then new uploads) and their blend weights
-        ([] when all are equal, None when one could not be read)."""
+        """The style images (chosen ones first, then new uploads, stored here) and their blend
+        weights ([] when all are equal, None when one could not be read)."""
         chosen = {str(image.pk): image for image in data.get("style_images") or []}
         posted = self.data.getlist("style_images") if hasattr(self.data, "getlist") else list(chosen)
         styles = [chosen[i] for i in dict.fromkeys(posted) if i in chosen]
-        weights = [_weight(self.data.get(f"blend_{image.pk}", "1")) for image in styles]
-        self.stored_uploads: dict[int, StyleImage] = {}
+        weights = [finite_float(self.data.get(f"blend_{image.pk}", "1")) for image in styles]
         for index, upload in enumerate(data.get("style_files") or []):
             try:
                 image = storage.store_upload(self.owner, upload)
@@ -351,7 +255,7 @@ class NewJobForm(forms.Form):
             if image in styles:  # the same picture twice counts once
                 continue
             styles.append(image)
-            weights.append(_weight(self.data.get(f"blend_new_{index}", "1")))
+            weights.append(finite_float(self.data.get(f"blend_new_{index}", "1")))
         if not styles and "style_files" not in self.errors and "style_images" not in self.errors:
             self.add_error("style_files", "Choose at least one style image: upload one, or pick some of yours below.")
         if any(w is None for w in weights):
@@ -387,11 +291,11 @@ class NewJobForm(forms.Form):
         field = ERROR_FIELDS.get(error.field)
         message = error.reason[:1].upper() + error.reason[1:]
         if field is None:
-            self.add_error(None, f"{LABELS.get(error.field, error.field)}: {error.reason}")
+            self.add_error(None, f"{label(error.field)}: {error.reason}")
         else:
             self.add_error(field, message.rstrip(".") + ".")
 
-    def add_job_error(self, error: jobs.JobError) -> None:
+    def add_job_error(self, error: lifecycle.JobError) -> None:
         self.add_error(ERROR_FIELDS.get(error.field or "", None), str(error))
 
 

@@ -24,10 +24,10 @@ as failed, not in a loop.
 
 Sending: a new job is accepted only while the broker answers (QueueUnavailable
 otherwise, before anything is written); its message goes out when the row is
-committed. If that send fails all the same, the job is failed at once ("not
+committed (dispatch.py). If that send fails all the same, the job is failed at once ("not
 sent"; the request answers 503) rather than left queued with no message. Any
 other queued job whose message is missing (a send that failed on a requeue, a
-broker restarted without its data) is sent again by webapp/reconcile.py.
+broker restarted without its data) is sent again by reconcile.py.
 """
 
 from __future__ import annotations
@@ -46,16 +46,17 @@ from django.utils import timezone
 
 import stylize
 
-from . import broker, storage
-from .celery import QUEUE
-from .models import Batch, JobArtifact, JobAttempt, JobStyle, StyleImage, StyleJob, WorkerHeartbeat
+from ..models import Batch, JobArtifact, JobAttempt, JobStyle, StyleImage, StyleJob
+from ..numbers import finite_float
+from ..queue import broker
+from ..queue.lanes import MAX_PRIORITY, MIN_PRIORITY
+from . import storage
+from .dispatch import NOT_SENT_ERROR, new_task_id, send_on_commit
 
 log = logging.getLogger(__name__)
 
 Status = StyleJob.Status
 Outcome = JobAttempt.Outcome
-MIN_PRIORITY, MAX_PRIORITY = -9, 9
-DEFAULT_LANE = 4  # of Redis's 0 … 9 (webapp/celery.py task_default_priority)
 # Options the server decides: which device a worker uses, and which weights file it reads
 # (a path there would let a person make the worker open any file on it).
 SERVER_CHOSEN_OPTIONS = ("device", "weights")
@@ -64,9 +65,6 @@ PROGRESS_FIELDS = frozenset({
     "eta_seconds", "elapsed_seconds", "loss_history", "preview", "checkpoint", "device"})
 _ERROR_MAX_CHARS = 2000
 _TRACEBACK_MAX_CHARS = 20000
-# The error of a new job whose message the broker refused at the commit (its submitter got a 503).
-NOT_SENT_ERROR = ("Not started: the job queue was unavailable when this job was submitted, so it was never "
-                  "sent to a worker. Please submit it again.")
 
 
 class JobError(Exception):
@@ -149,9 +147,9 @@ def create_job(owner, content: StyleImage, styles: Sequence[StyleImage], params:
                 f"wait for one to finish or cancel one.")
         job = StyleJob.objects.create(
             owner=owner, batch=batch, priority=priority, params=config.to_dict(), content=content,
-            max_attempts=settings.JOB_MAX_ATTEMPTS, task_id=_new_task_id())
+            max_attempts=settings.JOB_MAX_ATTEMPTS, task_id=new_task_id())
         JobStyle.objects.bulk_create(JobStyle(job=job, image=image, position=i) for i, image in enumerate(styles))
-        _enqueue_on_commit(job, fail_unsent=True)
+        send_on_commit(job, fail_unsent=True)
     log.info("job %s created by user %s: %d style(s), size %d, priority %d",
              job.id, owner.pk, len(styles), config.size, priority)
     if not transaction.get_connection().in_atomic_block:  # committed, and the send tried
@@ -161,70 +159,41 @@ def create_job(owner, content: StyleImage, styles: Sequence[StyleImage], params:
 
 def check_sent(job_ids: Sequence) -> None:
     """Raise QueueUnavailable if the message of any of these new jobs could not be sent when
-    they were committed (they are failed "not sent"; see _enqueue_on_commit)."""
+    they were committed (they are failed "not sent"; see dispatch.send_on_commit)."""
     if StyleJob.objects.filter(pk__in=job_ids, status=Status.FAILED, error=NOT_SENT_ERROR).exists():
         raise QueueUnavailable()
+
+
+def check_style_count(count: int) -> None:
+    """A job has one style image at least and JOB_MAX_STYLES at most (JobInputError on "styles").
+    The API asks it before storing any uploaded file; create_job asks it again."""
+    if count < 1:
+        raise JobInputError("Choose at least one style image.", "styles")
+    if count > settings.JOB_MAX_STYLES:
+        raise JobInputError(f"Choose at most {settings.JOB_MAX_STYLES} style images.", "styles")
 
 
 def _check_inputs(owner, content: StyleImage, styles: list[StyleImage], batch: Batch | None) -> None:
     if content.owner_id != owner.pk:
         raise JobInputError("The content image was not found among your images.", "content")
-    if not styles:
-        raise JobInputError("Choose at least one style image.", "styles")
-    if len(styles) > settings.JOB_MAX_STYLES:
-        raise JobInputError(f"Choose at most {settings.JOB_MAX_STYLES} style images.", "styles")
+    check_style_count(len(styles))
     if any(style.owner_id != owner.pk for style in styles):
         raise JobInputError("A style image was not found among your images.", "styles")
     if batch is not None and batch.owner_id != owner.pk:
         raise JobInputError("The batch was not found among your batches.", "batch")
 
 
-def broker_priority(priority: int) -> int:
-    """The job's priority (higher first, -9 … 9) as a Redis lane (0 is served first, 9 last):
-    priority 0 is lane 4, and each step up or down is one lane, so that raising a job once
-    serves it sooner; beyond +4 and -5 the lanes run out and priorities share lane 0 or 9."""
-    return max(0, min(9, DEFAULT_LANE - priority))
-
-
-def _new_task_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _enqueue_on_commit(job: StyleJob, countdown: float | None = None, *, fail_unsent: bool = False) -> None:
-    """Send the job's message once the row is committed (a worker must find what it is told about).
-    Only the id crosses the broker. If the send fails, a new job (`fail_unsent`: its submitter
-    is told 503) is failed as not sent; any other stays queued for the reconciler to send again."""
-    job_id, task_id, lane = str(job.id), job.task_id, broker_priority(job.priority)
-
-    def send() -> None:
-        from .tasks import run_style_job  # tasks imports this module
-
-        try:
-            run_style_job.apply_async(args=[job_id], task_id=task_id, queue=QUEUE, priority=lane,
-                                      countdown=countdown)
-        except Exception as exc:
-            # Conditional on the message named: if the send did reach the broker after all (only
-            # its reply was lost) and a worker has claimed the job, the job runs and is not failed.
-            if fail_unsent and StyleJob.objects.filter(pk=job_id, status=Status.QUEUED, task_id=task_id).update(
-                    status=Status.FAILED, finished=timezone.now(), error=NOT_SENT_ERROR):
-                log.error("job %s failed: could not send it to the broker (%s)", job_id, exc)
-            else:
-                log.exception("could not send job %s to the broker; it stays queued for the reconciler", job_id)
-
-    transaction.on_commit(send)
-
-
 def resend(job_id, task_id: str) -> bool:
     """Send a queued job's message again, under a new id, because the broker does not hold it
-    (the reconciler). Conditional on the message the row names, so a job claimed or changed
+    (reconcile.py). Conditional on the message the row names, so a job claimed or changed
     meanwhile is left alone, and a late copy of the old message can no longer claim it."""
-    new_task_id = _new_task_id()
+    fresh_id = new_task_id()
     with transaction.atomic():
-        rows = StyleJob.objects.filter(pk=job_id, status=Status.QUEUED, task_id=task_id).update(task_id=new_task_id)
+        rows = StyleJob.objects.filter(pk=job_id, status=Status.QUEUED, task_id=task_id).update(task_id=fresh_id)
         if rows:
-            _enqueue_on_commit(StyleJob.objects.get(pk=job_id))
+            send_on_commit(StyleJob.objects.get(pk=job_id))
     if rows:
-        log.warning("job %s: its message %s was not in the broker; sent again as %s", job_id, task_id, new_task_id)
+        log.warning("job %s: its message %s was not in the broker; sent again as %s", job_id, task_id, fresh_id)
     return bool(rows)
 
 
@@ -311,7 +280,7 @@ def finish(job: StyleJob, result: stylize.Result, *, result_name: str, artifacts
         rows = _this_attempt(job).update(
             status=Status.SUCCEEDED, finished=now, last_heartbeat=now, result=result_name, progress=1.0,
             step=F("total_steps"), iteration=F("iterations"), eta_seconds=0.0, elapsed_seconds=result.elapsed,
-            loss=_finite(last.get("loss")), loss_history=loss_history, seed=meta["seed"],
+            loss=finite_float(last.get("loss")), loss_history=loss_history, seed=meta["seed"],
             engine_version=meta["engine_version"], weights_sha256=meta["weights_sha256"],
             cancel_requested=False, error="", error_traceback="")
         if not rows:
@@ -334,14 +303,14 @@ def fail(job: StyleJob, error: str, traceback: str = "", retryable: bool = False
     """
     error, traceback = error[:_ERROR_MAX_CHARS], traceback[-_TRACEBACK_MAX_CHARS:]
     if retryable and job.attempts < job.max_attempts:
-        task_id = _new_task_id()
+        task_id = new_task_id()
         with transaction.atomic():
             rows = _this_attempt(job).update(status=Status.QUEUED, task_id=task_id, worker_host="",
                                              eta_seconds=None, error=error, error_traceback=traceback)
             if rows:
                 job.task_id = task_id
                 _end_attempt(job.pk, Outcome.RETRIED, error)
-                _enqueue_on_commit(job, countdown=min(60, 10 * job.attempts))
+                send_on_commit(job, countdown=min(60, 10 * job.attempts))
         if rows:
             log.warning("job %s attempt %d failed (%s); queued again", job.pk, job.attempts, error)
             return Status.QUEUED
@@ -379,22 +348,6 @@ def fail_lost_task(job_id, task_id: str, error: str) -> bool:
     return bool(rows)
 
 
-def record_worker_heartbeat(name: str, *, pid: int | None, job_id=None, keep_job: bool = False,
-                            device: str | None = None, device_memory_bytes: int | None = None,
-                            device_memory_used_bytes: int | None = None) -> None:
-    """What a worker (`pid`: its main process) is doing now: `job_id` None is idle, `keep_job`
-    leaves the job as last reported; `device` None keeps the one last reported."""
-    now = timezone.now()
-    values = {"pid": pid, "last_seen": now}
-    if not keep_job:
-        values["current_job_id"] = job_id
-    if device is not None:
-        values.update(device=device[:100], device_memory_bytes=device_memory_bytes,
-                      device_memory_used_bytes=device_memory_used_bytes)
-    WorkerHeartbeat.objects.update_or_create(name=name[:255], defaults=values,
-                                             create_defaults={**values, "started": now})
-
-
 # -- a person's (or an admin's) side ------------------------------------------------------------
 
 def cancel(job: StyleJob) -> str:
@@ -424,7 +377,7 @@ def requeue(job: StyleJob, *, reset_attempts: bool = True) -> StyleJob:
     """Queue a failed, cancelled or stuck running job again (with a new message). A stuck job
     resumes from its checkpoint; the others start over. `reset_attempts=False` keeps the
     attempts count (an automatic sweep must not lift the cap on jobs that kill workers)."""
-    updates = {"status": Status.QUEUED, "task_id": _new_task_id(), "cancel_requested": False,
+    updates = {"status": Status.QUEUED, "task_id": new_task_id(), "cancel_requested": False,
                "finished": None, "worker_host": "", "eta_seconds": None, "error": "", "error_traceback": ""}
     if reset_attempts:
         updates["attempts"] = 0
@@ -436,7 +389,7 @@ def requeue(job: StyleJob, *, reset_attempts: bool = True) -> StyleJob:
             raise JobStateError(f"Only failed, cancelled or stuck jobs can be queued again; this one is "
                                 f"{job.status}.")
         _end_attempt(job.pk, Outcome.REQUEUED)  # a stuck one's; the others' have ended already
-        _enqueue_on_commit(job)
+        send_on_commit(job)
     log.info("job %s queued again (attempts %d of %d)", job.pk, job.attempts, job.max_attempts)
     return job
 
@@ -445,7 +398,7 @@ def set_priority(job: StyleJob, priority: int) -> StyleJob:
     """Change a job's priority (clamped to -9 … 9). A queued job is sent again in its new lane
     with a new message id, so the message in the old lane is stale and does nothing."""
     priority = max(MIN_PRIORITY, min(MAX_PRIORITY, priority))
-    task_id = _new_task_id()
+    task_id = new_task_id()
     with transaction.atomic():
         resent = StyleJob.objects.filter(pk=job.pk, status=Status.QUEUED, task_id=job.task_id).update(
             priority=priority, task_id=task_id)
@@ -453,7 +406,7 @@ def set_priority(job: StyleJob, priority: int) -> StyleJob:
             StyleJob.objects.filter(pk=job.pk).update(priority=priority)
         job.refresh_from_db()
         if resent:
-            _enqueue_on_commit(job)
+            send_on_commit(job)
     log.info("job %s: priority %d (%s)", job.pk, priority, "sent again" if resent else job.status)
     return job
 
@@ -501,11 +454,3 @@ def _delete_checkpoint(job_id) -> None:
     if names and names[0]:
         StyleJob.objects.filter(pk=job_id, checkpoint=names[0]).update(checkpoint="")
         transaction.on_commit(lambda: storage.delete_files(names))
-
-
-def _finite(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) != float("inf") else None

@@ -9,8 +9,9 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import jobs
-from .common import job_state, own_job, wants_json
+from ...jobs import lifecycle
+from ...jobs.present import job_state
+from .common import own_job, wants_json
 
 
 @never_cache
@@ -47,8 +48,8 @@ def job_cancel(request, job_id):
     to stop and does after its current iteration. JSON for the page's script, a redirect otherwise."""
     job = own_job(request, job_id)
     try:
-        status = jobs.cancel(job)
-    except jobs.JobStateError as error:
+        status = lifecycle.cancel(job)
+    except lifecycle.JobStateError as error:
         if wants_json(request):
             return JsonResponse({**job_state(job, history=False), "message": str(error)}, status=409)
         messages.error(request, str(error))

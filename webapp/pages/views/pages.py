@@ -14,11 +14,13 @@ from django.views.decorators.http import require_http_methods
 import stylize
 from stylize.vgg import layer_channels
 
-from .. import jobs
-from ..forms import PRESET_FIELDS, RELU_LAYERS, NewJobForm, PatchesForm, preset_params
-from ..models import StyleJob
-from .common import (image_thumbnail_url, image_url, job_state, job_title, own_job, param_rows, result_urls,
-                     thumbnail_url, visualizations)
+from ...jobs import lifecycle
+from ..forms import NewJobForm, PatchesForm
+from ..params import PRESET_FIELDS, RELU_LAYERS, page_layers, preset_params
+from ...jobs.present import (image_thumbnail_url, image_url, job_state, job_title, param_rows, result_urls,
+                              thumbnail_url, visualizations)
+from ...models import StyleJob
+from .common import own_job
 
 JOBS_PER_PAGE = 12
 
@@ -75,15 +77,15 @@ def new_job(request):
         form = NewJobForm(request.POST, request.FILES, owner=request.user)
         if form.is_valid():
             try:
-                job = jobs.create_job(request.user, form.content, form.styles, form.params)
+                job = lifecycle.create_job(request.user, form.content, form.styles, form.params)
             except stylize.ConfigError as error:
                 form.add_config_error(error)
-            except jobs.JobLimitReached as error:
+            except lifecycle.JobLimitReached as error:
                 limit_message = str(error)
-            except jobs.QueueUnavailable as error:  # the form is shown again as it was filled in
+            except lifecycle.QueueUnavailable as error:  # the form is shown again as it was filled in
                 form.add_error(None, str(error))
                 queue_down = True
-            except jobs.JobError as error:
+            except lifecycle.JobError as error:
                 form.add_job_error(error)
             else:
                 return redirect("pages:job_detail", job.pk)
@@ -102,6 +104,7 @@ def new_job(request):
             "preset_fields": list(PRESET_FIELDS),
             "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
             "max_styles": settings.JOB_MAX_STYLES,
+            "layers": page_layers(),
         },
         "presets": [{"name": name, "label": name.title(), "summary": _preset_summary(full)}
                     for name, full in preset_params().items()],

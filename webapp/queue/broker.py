@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .celery import QUEUE, app
+from ..celery import app
+from .lanes import LANES, QUEUE
 
 log = logging.getLogger(__name__)
 
-LANES = 10  # priority_steps 0 … 9 (webapp/celery.py)
 UNACKED_KEY = "unacked"  # kombu's default for the Redis transport
 TIMEOUT_SECONDS = 1.0
 
@@ -42,8 +42,9 @@ class BrokerState:
 
 
 def lane_keys(queue: str = QUEUE) -> list[str]:
-    """The Redis lists of one queue, lane 0 (served first) to 9."""
-    return [queue] + [f"{queue}:{lane}" for lane in range(1, LANES)]
+    """The Redis lists of one queue, lane 0 (served first) to the last (kombu names them with the
+    `sep` of webapp/celery.py's transport options)."""
+    return [queue] + [f"{queue}:{number}" for number in range(1, LANES)]
 
 
 def read(with_task_ids: bool = False, queues: Iterable[str] = (QUEUE,)) -> BrokerState | None:

@@ -4,7 +4,7 @@ agree, so no accepted job is left with nobody to run it.
 One pass (`reconcile()`):
   1. a job queued in the database for RECONCILE_GRACE_SECONDS whose message is in neither the
      broker's waiting lists nor its unacknowledged hash (a send that failed, Redis restarted
-     without its data) is given a new message id and sent again (jobs.resend: the old id can no
+     without its data) is given a new message id and sent again (lifecycle.resend: the old id can no
      longer claim it, should a copy of the old message turn up after all);
   2. a running job whose worker has been silent for STUCK_AFTER_SECONDS (the machine died, or its
      message was dropped elsewhere while it still looked alive) is queued again, resuming from
@@ -26,8 +26,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from . import broker, jobs
-from .models import StyleJob
+from ..models import StyleJob
+from ..queue import broker
+from . import lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +56,19 @@ def reconcile(grace_seconds: float | None = None) -> Report:
     queued = list(StyleJob.objects.filter(status=StyleJob.Status.QUEUED, created__lt=cutoff)
                   .filter(Q(last_heartbeat__isnull=True) | Q(last_heartbeat__lt=cutoff))
                   .values_list("pk", "task_id"))
-    stuck = list(jobs.stuck_jobs())
+    stuck = list(lifecycle.stuck_jobs())
     state = broker.read(with_task_ids=True)
     if state is None:
         raise CannotInspect("the broker's contents cannot be read (an in-memory broker); nothing was reconciled")
     report = Report()
     for job_id, task_id in queued:
-        if task_id not in state.task_ids and jobs.resend(job_id, task_id):
+        if task_id not in state.task_ids and lifecycle.resend(job_id, task_id):
             report.resent.append(str(job_id))
     for job in stuck:
         worker = job.worker_host or "?"
         try:
-            jobs.requeue(job, reset_attempts=False)
-        except jobs.JobStateError:  # it reported, finished or was cancelled meanwhile
+            lifecycle.requeue(job, reset_attempts=False)
+        except lifecycle.JobStateError:  # it reported, finished or was cancelled meanwhile
             continue
         log.warning("job %s: its worker %s had been silent for over %d s; queued again (%d of %d attempts used)",
                     job.pk, worker, settings.STUCK_AFTER_SECONDS, job.attempts, job.max_attempts)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import io
 import logging
-import mimetypes
 
 from django.contrib.auth.decorators import login_required
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_GET
 from PIL import Image
 
@@ -24,10 +23,12 @@ import stylize
 from stylize.visualize import top_patches
 from stylize.vgg import features_for
 
-from .. import storage
+from ...jobs import storage
+from ...jobs.present import version
+from ...jobs.storage import CACHED, serve
+from ...models import StyleJob
 from ..forms import PatchesForm
-from ..models import StyleJob
-from .common import own_image, own_job, require, version
+from .common import own_image, own_job, require
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +36,6 @@ Status = StyleJob.Status
 IMAGE_THUMBNAIL_PX = 240  # the picker's tiles and the inputs on the job page
 JOB_THUMBNAIL_PX = 480  # the gallery's cards, at twice their CSS size
 PATCHES_IMAGE_PX = 192  # long side the images are analysed at: small, so a request takes a moment
-CACHED = "private, max-age=86400"
-REVALIDATE = "private, no-cache"
-
-
-def serve(request, name: str, *, filename: str, download: bool = False, cache: str | None = None) -> FileResponse:
-    """A stored file with its type, nosniff, and a file name for saving it."""
-    if not name:
-        raise Http404
-    try:
-        handle = default_storage.open(name, "rb")
-    except (FileNotFoundError, OSError):
-        log.warning("stored file %s is missing", name)
-        raise Http404
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    response = FileResponse(handle, content_type=content_type, as_attachment=download, filename=filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = cache or (CACHED if "v" in request.GET else REVALIDATE)
-    return response
 
 
 def _extension(name: str) -> str:

@@ -1,4 +1,6 @@
-"""What several pages share: owner-only look-ups, file URLs, a job's state as JSON, labels."""
+"""What every surface shows of a job (the pages, the API and the admin alike): its state as
+JSON, the URLs of its files, its visualisations with their labels, the rows of its params with
+the options' labels."""
 
 from __future__ import annotations
 
@@ -6,35 +8,57 @@ import dataclasses
 import hashlib
 from typing import Any
 
-from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from stylize.config import StyleConfig, field_info
 from stylize.vgg import LAYER_INDEX
 
-from ..forms import CHOICE_LABELS, LABELS
 from ..models import StyleImage, StyleJob
 
 Status = StyleJob.Status
 
+# What people are shown as each option's name (the help text comes from StyleConfig).
+LABELS = {
+    "size": "Output size (px)",
+    "iterations": "Iterations",
+    "coarse_iterations": "Coarse iterations",
+    "scales": "Scales",
+    "content_weight": "α · content weight",
+    "style_weight": "β · style weight",
+    "tv_weight": "Smoothness (TV weight)",
+    "style_scale": "Style scale",
+    "preserve_colors": "Preserve colours",
+    "init": "Start from",
+    "seed": "Seed",
+    "optimizer": "Optimiser",
+    "learning_rate": "Learning rate",
+    "pooling": "Pooling",
+    "normalize_content": "Normalise the content cost",
+    "precision": "Precision",
+    "content_layers": "Content layer",
+    "style_layers": "Style layers λ",
+    "style_blend": "Style blend",
+    "device": "Device",
+    "weights": "Weights",
+}
+CHOICE_LABELS = {
+    ("preserve_colors", "none"): "No",
+    ("preserve_colors", "statistics"): "Recolour the style",
+    ("preserve_colors", "luminance"): "Luminance only",
+    ("init", "content"): "The content image",
+    ("init", "random"): "Random noise",
+    ("optimizer", "lbfgs"): "L-BFGS",
+    ("optimizer", "adam"): "Adam",
+    ("pooling", "max"): "Max",
+    ("pooling", "avg"): "Average",
+    ("precision", "auto"): "Automatic",
+    ("precision", "fp32"): "fp32",
+    ("precision", "bf16"): "bf16 (faster)",
+}
 
-def own_job(request, job_id) -> StyleJob:
-    """The logged-in person's job, or 404 (another person's job does not exist for them).
-    Staff who may view jobs in the admin see everyone's (the admin links its files here)."""
-    return get_object_or_404(StyleJob.objects.select_related("content"), pk=job_id,
-                             **_owned_by(request, "view_stylejob"))
 
-
-def own_image(request, image_id) -> StyleImage:
-    return get_object_or_404(StyleImage, pk=image_id, **_owned_by(request, "view_styleimage"))
-
-
-def _owned_by(request, permission: str) -> dict:
-    user = request.user
-    if user.is_staff and user.has_perm(f"webapp.{permission}"):
-        return {}
-    return {"owner": user}
+def label(name: str) -> str:
+    return LABELS.get(name, name)
 
 
 def version(name: str) -> str:
@@ -44,10 +68,6 @@ def version(name: str) -> str:
 
 def versioned(url: str, name: str) -> str:
     return f"{url}?v={version(name)}"
-
-
-def wants_json(request) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
 
 
 # -- URLs of a job's files ----------------------------------------------------------------
@@ -131,7 +151,7 @@ def visualizations(job: StyleJob) -> list[dict]:
     return features + [v for v in out if v["kind"] != "features"]
 
 
-# -- the state the job page polls ----------------------------------------------------------
+# -- the state the job page polls (and the API's job detail mirrors) -----------------------
 
 def job_state(job: StyleJob, *, history: bool = True) -> dict[str, Any]:
     """Everything the job page updates while it watches a job (status.json, and embedded at first)."""
@@ -163,7 +183,7 @@ def job_state(job: StyleJob, *, history: bool = True) -> dict[str, Any]:
         "result": result_urls(job),
         "visualizations": visualizations(job),
         "patches_url": reverse("pages:job_patches", args=[job.pk]) if job.status == Status.SUCCEEDED else None,
-        # None means "unchanged since the step you have" (see views.status.job_status).
+        # None means "unchanged since the step you have" (see pages/views/status.job_status).
         "loss_history": job.loss_history if history else None,
     }
 
@@ -210,11 +230,6 @@ def param_rows(job: StyleJob) -> list[dict]:
             text = "yes" if value else "no"
         else:
             text = CHOICE_LABELS.get((f.name, value), _number(value))
-        rows.append({"name": f.name, "label": LABELS.get(f.name, f.name), "value": text,
+        rows.append({"name": f.name, "label": label(f.name), "value": text,
                      "help": field_info(f.name).metadata.get("help", "")})
     return rows
-
-
-def require(condition: bool) -> None:
-    if not condition:
-        raise Http404

@@ -1,7 +1,7 @@
 """The numbers behind the staff queue dashboard and /metrics: broker queues, jobs per status,
 workers (Celery's own answer plus their heartbeats), throughput, timings, failures, stuck jobs.
 
-Nothing here may hang: the broker is read with a short socket timeout (webapp/broker.py), the
+Nothing here may hang: the broker is read with a short socket timeout (webapp/queue/broker.py), the
 workers are asked with Celery's inspect under DASHBOARD_INSPECT_TIMEOUT, and a part that
 fails is reported as unavailable while the rest is still shown.
 """
@@ -20,9 +20,10 @@ from django.db.models import Count, Min
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from . import broker, jobs
-from .celery import app
-from .models import StyleJob, WorkerHeartbeat
+from ..celery import app
+from ..jobs import lifecycle
+from ..models import StyleJob, WorkerHeartbeat
+from ..queue import broker
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def last_failures() -> list[dict]:
 
 
 def stuck() -> list[dict]:
-    rows = jobs.stuck_jobs().select_related("owner").order_by("last_heartbeat")
+    rows = lifecycle.stuck_jobs().select_related("owner").order_by("last_heartbeat")
     return [{"id": str(job.pk), "owner": job.owner.get_username(), "worker": job.worker_host,
              "attempts": job.attempts, "last_heartbeat": job.last_heartbeat, "progress": job.progress}
             for job in rows]

@@ -21,7 +21,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import jobs, metrics as prometheus, monitoring
+from ..jobs import lifecycle
+from . import metrics as prometheus, monitoring
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,13 @@ def requeue_stuck(request):
     if not request.user.has_perm("webapp.change_stylejob"):
         raise PermissionDenied
     ids = request.POST.getlist("job")
-    stuck = {str(job.pk): job for job in jobs.stuck_jobs().filter(pk__in=_valid_ids(ids))}
+    stuck = {str(job.pk): job for job in lifecycle.stuck_jobs().filter(pk__in=_valid_ids(ids))}
     requeued = 0
     for job in stuck.values():
         try:
-            jobs.requeue(job)
+            lifecycle.requeue(job)
             requeued += 1
-        except jobs.JobError as exc:
+        except lifecycle.JobError as exc:
             messages.warning(request, f"Job {str(job.pk)[:8]} not requeued: {exc}")
     if requeued:
         messages.success(request, f"Requeued {requeued} stuck job(s); they resume from their checkpoints.")

@@ -1,72 +1,29 @@
-"""The Celery task: claim a job → stylize.run → store the result and visualisations.
+"""Running a claimed job to its end: read its inputs through storage, stylize.run with the
+progress writer, store the result and visualisations, and record how it ended.
 
-Only `run_style_job` knows Celery; `execute` is a plain function (the tests call it
-directly) that runs a claimed job to its end and records how it ended.
+A plain module (no Celery here but the soft time limit's exception): the task calls execute(),
+and so do the tests.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import traceback
 
-from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connections
 from PIL import Image
 
 import stylize
 from stylize.visualize import all_visualizations
 
-from . import jobs, progress, storage, worker_status
-from .celery import app
-from .models import StyleJob
+from ..jobs import lifecycle, storage
+from ..models import StyleJob
+from . import progress
 
 log = logging.getLogger(__name__)
 
 Status = StyleJob.Status
-
-
-class StyleJobTask(Task):
-    def apply_async(self, args=None, kwargs=None, **options):
-        # The worker that runs a job enforces its own JOB_*_TIME_LIMIT: Celery would otherwise
-        # write the sender's limits into every message, and a message's limits win.
-        options.setdefault("time_limit", None)
-        options.setdefault("soft_time_limit", None)
-        return super().apply_async(args, kwargs, **options)
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        # On a hard time limit Celery kills the child and calls this in the parent process:
-        # the job would otherwise stay "running" with no message left to run it.
-        if isinstance(exc, TimeLimitExceeded) and args:
-            try:
-                jobs.fail_lost_task(args[0], task_id, f"Took longer than the limit of "
-                                                      f"{settings.JOB_HARD_TIME_LIMIT} s and was stopped.")
-            except Exception:
-                log.exception("job %s: could not record that it hit the hard time limit", args[0])
-            finally:
-                connections.close_all()  # the parent forks new children: they must not share it
-
-
-@app.task(bind=True, base=StyleJobTask, name="webapp.run_style_job")
-def run_style_job(self, job_id: str) -> str:
-    """Run one job; returns how it ended (logged only: there is no result backend)."""
-    worker = self.request.hostname or "worker"
-    job = jobs.claim(job_id, worker, task_id=self.request.id)
-    if job is None:
-        return "not claimed"
-    try:
-        return execute(job)
-    finally:
-        _report_idle(worker)
-
-
-def _report_idle(worker: str) -> None:
-    try:
-        worker_status.record(worker, pid=os.getppid(), job_id=None)  # this is a pool process
-    except Exception:
-        log.warning("could not record the worker's heartbeat", exc_info=True)
 
 
 def execute(job: StyleJob) -> str:
@@ -74,11 +31,11 @@ def execute(job: StyleJob) -> str:
     try:
         _run(job)
         return Status.SUCCEEDED
-    except jobs.JobSuperseded as exc:
+    except lifecycle.JobSuperseded as exc:
         log.warning("job %s: stopped, its claim was lost (%s)", job.pk, exc)
         return "superseded"
     except stylize.Cancelled:
-        jobs.confirm_cancelled(job)
+        lifecycle.confirm_cancelled(job)
         return Status.CANCELLED
     except SoftTimeLimitExceeded:
         return _fail(job, f"Took longer than the limit of {settings.JOB_SOFT_TIME_LIMIT} s; try a smaller "
@@ -96,8 +53,8 @@ def execute(job: StyleJob) -> str:
 
 def _fail(job: StyleJob, error: str, tb: str = "", retryable: bool = False) -> str:
     try:
-        return jobs.fail(job, error, tb, retryable=retryable)
-    except jobs.JobSuperseded:
+        return lifecycle.fail(job, error, tb, retryable=retryable)
+    except lifecycle.JobSuperseded:
         return "superseded"
 
 
@@ -113,10 +70,10 @@ def _run(job: StyleJob) -> None:
 
     result_name = storage.save_result(job, result)
     artifact_names = storage.save_artifacts(job, _visualizations(job, config, content, styles, result))
-    if not jobs.finish(job, result, result_name=result_name, artifacts=artifact_names,
+    if not lifecycle.finish(job, result, result_name=result_name, artifacts=artifact_names,
                        loss_history=progress.thin_history(result.history)):
         storage.delete_files([result_name, *artifact_names.values()])
-        raise jobs.JobSuperseded(f"job {job.pk}: claim lost before it could be finished")
+        raise lifecycle.JobSuperseded(f"job {job.pk}: claim lost before it could be finished")
 
 
 def _checkpoint_to_resume(job: StyleJob, config: stylize.StyleConfig) -> stylize.Checkpoint | None:

@@ -1,0 +1,24 @@
+"""What a job's message is: its queue, its task name, and the Redis priority lane it waits in.
+
+A leaf: it imports nothing, so the Celery app's configuration (webapp/celery.py), the sender
+(webapp/jobs/dispatch.py), the broker reader (broker.py) and the task (webapp/worker/tasks.py)
+all read the same constants.
+
+Kombu's Redis transport keeps one list per priority lane, 0 … LANES - 1, and serves lane 0
+first. A job's priority (higher first, MIN_PRIORITY … MAX_PRIORITY, 0 by default) maps to a
+lane with lane(): priority 0 is DEFAULT_LANE, and each step up or down is one lane, so that
+raising a job once serves it sooner; past the ends the priorities share lane 0 or the last one.
+"""
+
+QUEUE = "gpu"
+# Messages already queued carry this name: it must not change with the module's path.
+TASK_NAME = "webapp.run_style_job"
+LANES = 10
+DEFAULT_LANE = 4
+MIN_PRIORITY, MAX_PRIORITY = -9, 9
+
+
+def lane(priority: int) -> int:
+    """The Redis lane of a job's priority."""
+    return max(0, min(LANES - 1, DEFAULT_LANE - priority))
+
