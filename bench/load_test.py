@@ -30,7 +30,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.processes import (ProcessError, free_port, redis_command, stop_groups, wait_for_redis,  # noqa: E402
+                               worker_command)
 PYTHON = sys.executable
 READY_TIMEOUT_S = 180  # gunicorn's and Celery's processes import torch; a cold start on 2 busy cores is slow
 STATUS_TARGET_P95_MS = 100
@@ -52,12 +55,6 @@ JOB_PARAMS = {"size": 32, "scales": 1, "iterations": 2, "coarse_iterations": 0}
 
 def say(text: str) -> None:
     print(f"[load] {text}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Services:
@@ -88,22 +85,8 @@ class Services:
     def stop_all(self, grace: float = 10.0) -> None:
         """Web and workers first (they use Redis), then Redis; SIGKILL to whatever outlives the grace
         (a Celery worker finishes its current job first: a tiny one)."""
-        app = [p for name, p in self.processes if name != "redis"]
-        for group in (app, [p for name, p in self.processes if name == "redis"]):
-            for process in group:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            for process in group:
-                try:
-                    process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
-                except (ProcessLookupError, PermissionError):
-                    pass
-                process.wait()
+        stop_groups([[p for name, p in self.processes if name != "redis"],
+                     [p for name, p in self.processes if name == "redis"]], grace)
 
 
 class SetupError(Exception):
@@ -113,28 +96,16 @@ class SetupError(Exception):
 # -- set-up ------------------------------------------------------------------------------------
 
 def start_redis(services: Services) -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SetupError("redis-server is not on PATH (apt-get install redis-server)")
-    import redis  # in requirements.txt (celery[redis])
-
     port = free_port()
     data = services.folder / "redis"
     data.mkdir()
-    services.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                             "--save", "", "--appendonly", "no", "--daemonize", "no"], dict(os.environ))
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            return url
-        except redis.ConnectionError:
-            services.check_alive()
-            if time.monotonic() > deadline:
-                raise SetupError("redis-server did not answer within 20 s")
-            time.sleep(0.05)
+    try:
+        process = services.start("redis", redis_command(port, data), dict(os.environ))
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_for_redis(url, lambda: process.poll() is None)
+    except ProcessError as error:
+        raise SetupError(f"{error}\n{services.log('redis')[-2000:]}") from error
+    return url
 
 
 class PostgresDatabase:
@@ -245,9 +216,7 @@ def start_workers(services: Services, env: dict, count: int, wait: bool = True) 
     all are ready."""
     names = [f"celery{i}" for i in range(count)]
     for name in names:
-        services.start(name, [PYTHON, "-m", "celery", "-A", "webapp", "worker", "-Q", "gpu", "-c", "1",
-                              "--pool", "prefork", "-n", f"{name}-{services.folder.name}@%h", "--without-gossip",
-                              "--without-mingle", "--without-heartbeat"], env)
+        services.start(name, worker_command(f"{name}-{services.folder.name}@%h", PYTHON), env)
     if wait:
         wait_until(services, lambda: all(" ready." in services.log(name) for name in names), "the Celery workers")
 

@@ -36,6 +36,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # `scripts/` is this file's folder; the project's packages are one up
+
+from scripts import processes  # noqa: E402
 PYTHON = sys.executable
 STOP_GRACE_SECONDS = 10  # a worker in the middle of a job gets this long before it is killed
 READY_TIMEOUT_SECONDS = 180  # the worker imports torch; a cold first start on a small machine is slow
@@ -93,38 +96,21 @@ class Child:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def terminate(self) -> None:
-        """Ask the group's leader to stop; it stops its own children (a warm shutdown for Celery)."""
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-
     def kill_group(self) -> None:
         """SIGKILL whatever is left in the process group, the leader included."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass  # nothing left in it
-
-    def reap(self) -> None:
-        self.process.wait()
-        self._pump.join(timeout=2)
+        processes.kill_group(self.process, wait=0)
 
 
 def stop_all(children: list[Child]) -> None:
     """Web and worker first (they use the broker), then the broker; SIGKILL whatever outlives the grace."""
-    app = [c for c in children if c.name != "redis"]
-    for group in (app, [c for c in children if c.name == "redis"]):
-        for child in group:
-            child.terminate()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in group:
-            try:
-                child.process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                say(f"[run] {child.name} did not stop within {STOP_GRACE_SECONDS} s; killing it")
+    names = {child.process.pid: child.name for child in children}
+    processes.stop_groups(
+        [[c.process for c in children if c.name != "redis"], [c.process for c in children if c.name == "redis"]],
+        STOP_GRACE_SECONDS,
+        late=lambda p: say(f"[run] {names[p.pid]} did not stop within {STOP_GRACE_SECONDS} s; killing it"))
     for child in children:
-        child.kill_group()  # also any grandchild the leader left behind
-        child.reap()
+        child.process.wait()
+        child._pump.join(timeout=2)
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -137,17 +123,11 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def choose_port(host: str) -> int:
     wanted = int(os.environ.get("PORT") or 8000)
     if port_is_free(host, wanted):
         return wanted
-    port = free_port(host)
+    port = processes.free_port(host)
     say(f"[run] port {wanted} is taken; using {port}")
     return port
 
@@ -166,27 +146,16 @@ def start_broker(env: dict[str, str], var_dir: Path, children: list[Child]) -> s
         env["CELERY_BROKER_URL"] = "filesystem://"
         return (f"Celery's filesystem transport in {var_dir / 'broker'} (no redis-server on PATH; "
                 f"set REDIS_URL or install redis-server for acknowledgements and priorities)")
-    import redis  # in requirements.txt (celery[redis])
-
     data = var_dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = processes.free_port()
     # AOF: queued jobs survive a restart of `make run`, as their rows in the database do.
-    redis_server = Child("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                                   "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction",
-                                   "--daemonize", "no"], env, children)
+    redis_server = Child("redis", processes.redis_command(port, data, appendonly=True, binary=binary), env, children)
     url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if not redis_server.alive() or time.monotonic() > deadline:
-                raise SystemExit("redis-server did not start (its output is above); set REDIS_URL to use another")
-            time.sleep(0.05)
-    client.close()
+    try:
+        processes.wait_for_redis(url, redis_server.alive)
+    except processes.ProcessError as error:
+        raise SystemExit(f"{error} (its output is above); set REDIS_URL to use another")
     env["REDIS_URL"] = url
     return f"{url} (a private redis-server, data in {data})"
 
@@ -267,11 +236,8 @@ def run(children: list[Child]) -> int:
 
     broker = start_broker(env, var_dir, children)
     admin = prepare(env)
-    # One worker process on the gpu queue, as in production (one per GPU); without the
-    # cluster chatter (gossip, mingle, heartbeats) that one local worker has no use for.
-    Child("worker", [PYTHON, "-m", "celery", "-A", "webapp", "worker", "-Q", "gpu", "-c", "1", "--pool", "prefork",
-                     "-n", f"local-{port}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-          env, children, ready_text=" ready.")
+    # One worker process on the jobs' queue, as in production (one per GPU).
+    Child("worker", processes.worker_command(f"local-{port}@%h", PYTHON), env, children, ready_text=" ready.")
     # Sends again any queued job whose message the broker lost (say, a send while Redis was
     # restarting) and requeues running jobs whose worker went silent: a pass a minute.
     Child("reconciler", [PYTHON, "manage.py", "reconcile_jobs", "--every", "60"], env, children)
@@ -336,7 +302,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))  # `scripts/` is this file's folder; the project's packages are one up
     if sys.argv[1:] == ["prepare"]:
         prepare_database()
     else:

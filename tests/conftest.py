@@ -63,9 +63,9 @@ def sample_photo():
     return make
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path) -> Path:
-    """A folder of this test's own for stored files (the storage API reads MEDIA_ROOT)."""
+    """Every test stores its files in a folder of its own (the storage API reads MEDIA_ROOT)."""
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = str(root)
@@ -111,3 +111,94 @@ def sent(monkeypatch) -> list[dict]:
 
     monkeypatch.setattr(app, "send_task", keep)
     return calls
+
+
+# -- images and jobs of those people --------------------------------------------------------
+
+@pytest.fixture
+def upload(sample_photo):
+    """upload(owner, picture="content", name=None, long_side=48, format="PNG", client_name=None) -> a
+    StyleImage stored as the pages and the API store uploads.
+
+    `picture` "content" or "style": a sample photo from ../shared/images (`name`, by default
+    chelsea.png or starry_night.jpg) scaled to `long_side`; an RGB colour instead: a flat 48 px
+    PNG, cheap, and a different image for each colour (`name` is then the client's file name)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from webapp.jobs import storage
+
+    def store(owner, picture="content", name: str | None = None, long_side: int = 48, format: str = "PNG",
+              client_name: str | None = None):
+        if isinstance(picture, str):
+            name = name or {"content": "chelsea.png", "style": "starry_night.jpg"}[picture]
+            data = sample_photo(picture, name, long_side, format)
+        else:
+            data, name = flat_png(picture), name or "photo.png"
+        return storage.store_upload(owner, SimpleUploadedFile(client_name or name, data))
+
+    return store
+
+
+def flat_png(colour, size: int = 48) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), tuple(colour)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def content(user, upload):
+    return upload(user, "content", "chelsea.png")
+
+
+@pytest.fixture
+def style(user, upload):
+    return upload(user, "style", "starry_night.jpg")
+
+
+@pytest.fixture
+def second_style(user, upload):
+    return upload(user, "style", "the_scream.jpg")
+
+
+@pytest.fixture
+def person(django_user_model):
+    """Grace: the owner of the jobs that real workers run in the integration and fault tests."""
+    return django_user_model.objects.create_user("grace")  # no password: hashing one is slow
+
+
+@pytest.fixture
+def images(person, upload):
+    """Grace's content photo and style painting (the style as a JPEG, as most paintings arrive)."""
+    return upload(person, "content", "chelsea.png"), upload(person, "style", "starry_night.jpg", format="JPEG")
+
+
+# A run of a few iterations at 48 px: the real engine, in about a second on a CPU.
+TINY_PARAMS = {"size": 48, "scales": 1, "iterations": 4, "seed": 7}
+
+
+@pytest.fixture
+def tiny_params() -> dict:
+    return dict(TINY_PARAMS)
+
+
+@pytest.fixture
+def make_job(user, content, style, tiny_params, sent, django_capture_on_commit_callbacks):
+    """make_job() → a queued job of `user`; make_job(other, content=…, styles=[…], priority=…) →
+    someone else's, or another kind (its message is kept in `sent`)."""
+    from webapp.jobs import lifecycle
+
+    def make(owner=None, content=content, styles=(style,), **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return lifecycle.create_job(owner or user, content, styles, tiny_params, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def queued_job(make_job):
+    return make_job()
+

@@ -24,26 +24,21 @@ The classes and `worker_env()` also serve session-scoped fixtures (tests/integra
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
+from scripts.processes import (ProcessError, child_pids, free_port, kill_group, redis_binary, redis_command,
+                               stop_groups, wait_for_redis, worker_command)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 90  # s; a worker imports torch and Django before it says "ready"
 STOP_GRACE = 10  # s; a warm shutdown waits for the running job this long, then SIGKILL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: Callable[[], str] | str,
@@ -60,46 +55,10 @@ def wait_until(condition: Callable[[], object], timeout: float, what: Callable[[
         time.sleep(every)
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL the process group `process` leads (it was started with start_new_session)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
 def _stop(process: subprocess.Popen | None, grace: float) -> None:
     """SIGTERM, then after `grace` seconds SIGKILL to what is left of its group (children too)."""
-    if process is None:
-        return
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    _kill_group(process)
-
-
-def child_pids(pid: int) -> list[int]:
-    """The live children of `pid` (from /proc: no psutil needed)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...; comm may hold spaces and parentheses, so split after the last ")"
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    if process is not None:
+        stop_groups([[process]], grace)
 
 
 # -- redis ---------------------------------------------------------------------------------------
@@ -110,10 +69,10 @@ class RedisServer:
     acknowledged write is on disk before the reply)."""
 
     def __init__(self, folder: Path, appendonly: bool = False, port: int | None = None):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed; these tests need it (apt-get install redis-server)")
-        self.binary = binary
+        try:
+            self.binary = redis_binary()
+        except ProcessError as error:
+            pytest.skip(f"these tests need a redis-server: {error}")
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
@@ -125,24 +84,15 @@ class RedisServer:
     def start(self, timeout: float = 15) -> RedisServer:
         if self.alive():
             return self
-        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly
-                       else ["--appendonly", "no"])
+        command = redis_command(self.port, self.folder, appendonly=self.appendonly, fsync="always",
+                                binary=self.binary)
         with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
-                 "--dir", str(self.folder), "--maxmemory-policy", "noeviction"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(self._answers, timeout, lambda: f"redis-server did not start:\n{self.log()}", every=0.05)
-        return self
-
-    def _answers(self) -> bool:
-        if not self.alive():
-            pytest.fail(f"redis-server exited:\n{self.log()}")
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            with self.client() as client:
-                return bool(client.ping())
-        except Exception:  # redis.ConnectionError, or still loading the AOF (BusyLoadingError)
-            return False
+            wait_for_redis(self.url, self.alive, timeout)
+        except ProcessError as error:
+            pytest.fail(f"{error}:\n{self.log()}")
+        return self
 
     def client(self):
         import redis
@@ -159,7 +109,7 @@ class RedisServer:
     def kill(self) -> None:
         """SIGKILL: a crash, nothing flushed that was not already."""
         if self.process is not None:
-            _kill_group(self.process)
+            kill_group(self.process)
 
     def restart(self) -> RedisServer:
         self.kill()
@@ -213,10 +163,8 @@ class Worker:
         """Start it (again, after kill() or a shutdown: the log goes on in the same file)."""
         self._log_start = len(self.log())
         with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "gpu", "-c", "1", "--pool",
-                 "prefork", "-n", self.node, "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(worker_command(self.node), cwd=REPO_ROOT, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> Worker:
@@ -238,7 +186,7 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the main process and its pool at once (a machine lost, an OOM kill of it all)."""
-        _kill_group(self.process)
+        kill_group(self.process)
 
     def kill_child(self) -> list[int]:
         """SIGKILL the pool processes only (what the kernel's OOM killer does to a job); the main

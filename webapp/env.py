@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .numbers import finite_float
+
 T = TypeVar("T")
 
 
@@ -84,11 +86,8 @@ def env_float(name: str, default: float | None | _Required = REQUIRED, *, min: f
     value = _raw(name)
     if value is None:
         return _default(name, default)
-    try:
-        number = float(value)
-    except ValueError:
-        raise EnvError(f"environment variable {name} must be a number, not {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    number = finite_float(value)
+    if number is None:
         raise EnvError(f"environment variable {name} must be a finite number, not {value!r}")
     _check_range(name, number, min, max)
     return number

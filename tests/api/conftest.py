@@ -1,34 +1,21 @@
-"""Fixtures of the REST API tests: private media, people with tokens, API clients, images."""
+"""Fixtures of the REST API tests: API clients sending a person's token, fresh throttle counts,
+small PNG bytes (people, images and jobs come from tests/conftest.py)."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.core.cache import caches
-from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-TINY_PARAMS = {"size": 48, "scales": 1, "iterations": 3, "seed": 7}
-
-
-@pytest.fixture(autouse=True)
-def private_media(media_root):
-    """Every test stores its files in its own folder."""
-    return media_root
+from tests.conftest import flat_png
 
 
 @pytest.fixture(autouse=True)
 def fresh_throttle():
+    """Every test starts with no request counted (a test may point the cache elsewhere, so
+    nothing is cleared after it)."""
     caches["throttle"].clear()
-    yield
-    caches["throttle"].clear()
-
-
-
-
 
 
 def client_for(person) -> APIClient:
@@ -57,36 +44,4 @@ def other_api(other) -> APIClient:
 @pytest.fixture
 def png():
     """png(colour, size=48) -> bytes of a small PNG (different colours, different images)."""
-
-    def make(colour=(200, 40, 40), size: int = 48) -> bytes:
-        out = io.BytesIO()
-        Image.new("RGB", (size, size), colour).save(out, format="PNG")
-        return out.getvalue()
-
-    return make
-
-
-@pytest.fixture
-def upload(png):
-    """upload(owner, colour) -> a StyleImage stored through the same function as the API."""
-    from webapp.jobs import storage
-
-    def store(owner, colour=(200, 40, 40), name="photo.png"):
-        return storage.store_upload(owner, SimpleUploadedFile(name, png(colour)))
-
-    return store
-
-
-@pytest.fixture
-def content(user, upload):
-    return upload(user, (200, 40, 40), "cat.png")
-
-
-@pytest.fixture
-def style(user, upload):
-    return upload(user, (20, 40, 200), "waves.png")
-
-
-@pytest.fixture
-def tiny_params() -> dict:
-    return dict(TINY_PARAMS)
+    return lambda colour=(200, 40, 40), size=48: flat_png(colour, size)

@@ -63,4 +63,4 @@ def test_another_persons_image_is_404(api, other, upload):
 
 def test_one_image_can_be_read_back(api, content):
     body = api.get(f"/api/v1/images/{content.pk}/").json()
-    assert body["id"] == str(content.pk) and body["original_name"] == "cat.png"
+    assert body["id"] == str(content.pk) and body["original_name"] == "chelsea.png"

@@ -6,8 +6,8 @@ What is where:
     tests/processes.py          redis_factory, worker_factory, send_to: the real processes
                                 wait_for_job(), finished(), broker_holds(): a job's row polled
                                 (log tails on failure), what the broker holds
-    conftest.py (this file)     a redis the test publishes to, a person with two tiny images,
-                                submit()
+    conftest.py (this file)     a redis the test publishes to, submit() (Grace and her two tiny
+                                images come from tests/conftest.py)
     test_worker_killed.py       1. SIGKILL of the pool process mid-job: resumes from its checkpoint
     test_poison_job.py          2. a job that kills its worker every time: failed at the attempt cap
     test_visibility_timeout.py  3. a job longer than Redis' visibility timeout runs once
@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Callable
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.processes import RedisServer
 from webapp.models import StyleJob
@@ -42,21 +41,6 @@ def redis(redis_factory, send_to) -> RedisServer:
     server = redis_factory()
     send_to(server.url)
     return server
-
-
-@pytest.fixture
-def person(django_user_model, worker_media):
-    return django_user_model.objects.create_user("grace")  # no password: hashing one is slow
-
-
-@pytest.fixture
-def images(person, sample_photo):
-    from webapp.jobs import storage
-
-    content = storage.store_upload(person, SimpleUploadedFile("chelsea.png", sample_photo("content", "chelsea.png")))
-    style = storage.store_upload(person, SimpleUploadedFile(
-        "starry.jpg", sample_photo("style", "starry_night.jpg", format="JPEG")))
-    return content, style
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import io
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage

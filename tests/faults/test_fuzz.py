@@ -175,18 +175,12 @@ def test_random_params_give_a_config_or_a_config_error_naming_an_option(params, 
         assert StyleConfig.from_dict(config.to_dict()) == config  # what is stored reads back the same
 
 
-@pytest.fixture
-def images(user):
-    return [storage.store_upload(user, SimpleUploadedFile(f"{i}.png", inputs.png(colour=(i, 40, 200))))
-            for i in range(2)]
-
-
 @fuzz(max_examples=300)
 @given(params=random_params, preset=presets, as_multipart=st.booleans())
 def test_random_params_through_the_api_never_answer_5xx_and_a_refusal_names_the_field(
-        api, images, params, preset, as_multipart):
+        api, content, style, params, preset, as_multipart):
     caches["throttle"].clear()
-    body = {"content": str(images[0].pk), "styles": [str(images[1].pk)], "params": params, "preset": preset}
+    body = {"content": str(content.pk), "styles": [str(style.pk)], "params": params, "preset": preset}
     if as_multipart:  # params as a JSON string, as a form carries it
         fields = {**body, "params": json.dumps(params), "preset": preset or ""}
         response = api.post("/api/v1/jobs/", {k: v for k, v in fields.items() if v}, format="multipart")

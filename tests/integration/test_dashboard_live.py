@@ -8,11 +8,10 @@ import socket
 import time
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from tests.processes import finished, running_at_step, wait_for_job, wait_until
-from webapp.jobs import lifecycle, storage
+from webapp.jobs import lifecycle
 from webapp.models import JobAttempt, StyleJob
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the workers see what this process commits
@@ -35,16 +34,8 @@ def redis(redis_factory, send_to):
     return server
 
 
-@pytest.fixture
-def images(django_user_model, worker_media, sample_photo):
-    person = django_user_model.objects.create_user("grace")
-    content = storage.store_upload(person, SimpleUploadedFile("chelsea.png", sample_photo("content", "chelsea.png")))
-    style = storage.store_upload(person, SimpleUploadedFile("starry.jpg", sample_photo("style", "starry_night.jpg")))
-    return person, content, style
-
-
-def submit(images, iterations: int, priority: int = 0) -> StyleJob:
-    person, content, style = images
+def submit(person, images, iterations: int, priority: int = 0) -> StyleJob:
+    content, style = images
     return lifecycle.create_job(person, content, [style], {"size": 48, "scales": 1, "iterations": iterations, "seed": 1},
                            priority=priority)
 
@@ -73,10 +64,10 @@ def test_a_worker_is_online_with_its_device_and_offline_once_killed(staff_client
     assert staff_client.get(reverse("queue_dashboard")).status_code == 200
 
 
-def test_a_job_whose_worker_was_killed_is_stuck_and_requeued_completes(staff_client, redis, worker_factory, images,
+def test_a_job_whose_worker_was_killed_is_stuck_and_requeued_completes(staff_client, redis, worker_factory, person, images,
                                                                         settings):
     first = worker_factory("first", redis.url, CHECKPOINT_EVERY_SECONDS="0.2")
-    job = submit(images, iterations=400)
+    job = submit(person, images, iterations=400)
     wait_for_job(job, running_at_step(3), first)
     first.kill()  # the whole worker: nobody re-delivers its message before the visibility timeout
     settings.STUCK_AFTER_SECONDS = 2  # this process's threshold; the worker is gone for good
@@ -97,8 +88,8 @@ def test_a_job_whose_worker_was_killed_is_stuck_and_requeued_completes(staff_cli
     assert str(job.pk) not in stuck_ids()
 
 
-def test_a_raised_priority_is_served_first(staff_client, redis, worker_factory, images):
-    waiting = [submit(images, iterations=2) for _ in range(3)]
+def test_a_raised_priority_is_served_first(staff_client, redis, worker_factory, person, images):
+    waiting = [submit(person, images, iterations=2) for _ in range(3)]
     last = waiting[-1]
     staff_client.post(reverse("admin:webapp_stylejob_changelist"),
                       {"action": "raise_priority", "_selected_action": [str(last.pk)]})

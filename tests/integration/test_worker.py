@@ -8,11 +8,10 @@ import time
 
 import pytest
 from django.core.files.storage import default_storage
-from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 import stylize
-from webapp.jobs import lifecycle, storage
+from webapp.jobs import lifecycle
 from webapp.models import StyleJob, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker must see what this process commits
@@ -20,17 +19,10 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the worker must see what
 Status = StyleJob.Status
 
 
-@pytest.fixture
-def person(django_user_model, shared_media, broker):
-    return django_user_model.objects.create_user("grace")  # no password: hashing one is slow
-
-
-@pytest.fixture
-def images(person, sample_photo):
-    content = storage.store_upload(person, SimpleUploadedFile("chelsea.png", sample_photo("content", "chelsea.png")))
-    style = storage.store_upload(person, SimpleUploadedFile("starry.jpg", sample_photo("style", "starry_night.jpg",
-                                                                                         format="JPEG")))
-    return content, style
+@pytest.fixture(autouse=True)
+def live(shared_media, broker):
+    """Every test here uses the session's worker: this process sends to its broker, and stores
+    uploads (Grace's `images`) where it reads them. Autouse, so it comes before those."""
 
 
 def submit(person, images, iterations: int, seed: int = 3) -> StyleJob:

@@ -29,14 +29,6 @@ def staff_client(client, django_user_model):
     return client
 
 
-@pytest.fixture
-def make_job(user, content, style, tiny_params, sent, django_capture_on_commit_callbacks):
-    def make() -> StyleJob:
-        with django_capture_on_commit_callbacks(execute=True):
-            return lifecycle.create_job(user, content, [style], tiny_params)
-    return make
-
-
 def finished_job(make_job, status, *, waited: float, ran: float, ago: float = 60, error: str = "") -> StyleJob:
     """A job that went through claim and ended `ago` seconds ago after `waited` in the queue and
     `ran` seconds running (the timestamps are set; the transitions are the real ones)."""

@@ -31,15 +31,6 @@ def admin_client(client, staff):
     return client
 
 
-@pytest.fixture
-def make_job(user, content, style, tiny_params, sent, django_capture_on_commit_callbacks):
-    """make_job() → a queued job of `user`; make_job(other, content=…, styles=[…]) → someone else's."""
-    def make(owner=None, content=content, styles=(style,), **kwargs) -> StyleJob:
-        with django_capture_on_commit_callbacks(execute=True):
-            return lifecycle.create_job(owner or user, content, styles, tiny_params, **kwargs)
-    return make
-
-
 def listed(response) -> set[str]:
     """The job ids on a changelist page (each row's checkbox carries one)."""
     assert response.status_code == 200
