@@ -1,7 +1,7 @@
 """The service's data: uploaded images, style jobs (with their ordered styles and
 visualisations), batches of jobs, and the workers' heartbeats.
 
-Status changes happen in webapp/jobs.py only; nothing here moves a job from one
+Status changes happen in webapp/jobs/lifecycle.py only; nothing here moves a job from one
 state to another.
 """
 

@@ -45,3 +45,17 @@ def other_api(other) -> APIClient:
 def png():
     """png(colour, size=48) -> bytes of a small PNG (different colours, different images)."""
     return lambda colour=(200, 40, 40), size=48: flat_png(colour, size)
+
+
+@pytest.fixture
+def connection_kept():
+    """For requests through the real WSGI application (not the test client): as the test client
+    does, keep the test's database connection (and its transaction) open across each request."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

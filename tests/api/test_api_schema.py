@@ -27,20 +27,29 @@ def test_the_schema_and_swagger_ui_are_served_without_a_cdn(client):
     assert "/static/drf_spectacular_sidecar/" in page
 
 
+@pytest.mark.django_db
+def test_the_params_are_published_with_the_bounds_and_choices_the_server_checks(client):
+    from stylize.config import field_info
+
+    schema = client.get("/api/schema/?format=json").json()
+    params = schema["components"]["schemas"]["JobCreateRequest"]["properties"]["params"]
+    options = params["properties"]
+    assert params["additionalProperties"] is False
+    assert "device" not in options and "weights" not in options  # the server chooses them
+    size = field_info("size").metadata
+    assert (options["size"]["minimum"], options["size"]["maximum"], options["size"]["default"]) == (
+        size["min"], size["max"], field_info("size").default)
+    assert options["init"]["enum"] == [c for c in field_info("init").metadata["choices"] if c != "image"]
+    assert options["style_layers"]["default"] == dict(field_info("style_layers").default_factory())
+    assert options["style_weight"]["description"].startswith(field_info("style_weight").metadata["help"])
+
+
 @pytest.fixture
-def api_schema(db, settings):
+def api_schema(db, settings, connection_kept):
     from django.core.wsgi import get_wsgi_application
 
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
-
     settings.ALLOWED_HOSTS = ["*"]
-    # As Django's test client does: the test's transaction must survive each request.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 
 
 @pytest.fixture

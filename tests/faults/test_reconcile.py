@@ -1,4 +1,4 @@
-"""The reconciler (webapp/reconcile.py, `manage.py reconcile_jobs`) with a real Redis and real workers:
+"""The reconciler (webapp/jobs/reconcile.py, `manage.py reconcile_jobs`) with a real Redis and real workers:
 jobs queued in the database whose messages Redis lost are sent again once it answers, a running job
 whose worker vanished is requeued and resumes elsewhere, and with the broker unreachable it changes
 nothing and says so."""

@@ -20,6 +20,7 @@ from webapp.models import Batch, StyleImage, StyleJob
 from webapp.queue.lanes import MAX_PRIORITY, MIN_PRIORITY
 
 from .errors import config_error, job_error
+from .params_schema import params_schema
 
 Status = StyleJob.Status
 
@@ -34,9 +35,7 @@ class OwnImageField(serializers.PrimaryKeyRelatedField):
         return StyleImage.objects.filter(owner=self.context["request"].user)
 
 
-@extend_schema_field({"type": "object", "additionalProperties": True,
-                      "description": "StyleConfig options (see the engine's config), e.g. "
-                                     '{"size": 512, "style_weight": 1e5}. In multipart requests: a JSON string.'})
+@extend_schema_field(params_schema())
 class ParamsField(serializers.JSONField):
     """A JSON object; a string holding one is accepted too (multipart forms carry text only)."""
 

@@ -67,6 +67,13 @@ def _submit(request, make, job_ids_of) -> Response:
     return response
 
 
+def _made(data: dict, status_code: int, url: str) -> Response:
+    """The answer to a POST that made (or found) something at `url`. str(url): DRF's hyperlinks
+    are a str subclass, and a strict WSGI server (Django's runserver, wsgiref) refuses any
+    header value whose type is not exactly str."""
+    return Response(data, status=status_code, headers={"Location": str(url)})
+
+
 def _store(request, uploaded) -> StyleImage:
     try:
         return storage.store_upload(request.user, uploaded)
@@ -99,8 +106,7 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             image = _store(request, upload.validated_data["file"])
             created = StyleImage.objects.filter(owner=request.user).count() > before
             data = s.ImageSerializer(image, context=self.get_serializer_context()).data
-            return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-                            headers={"Location": data["url"]})
+            return _made(data, status.HTTP_201_CREATED if created else status.HTTP_200_OK, data["url"])
 
         return idempotent(request, make)
 
@@ -160,8 +166,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             except lifecycle.JobError as exc:
                 raise job_error(exc)
             url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
-            return Response({"id": str(job.pk), "url": url, "status": job.status},
-                            status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+            return _made({"id": str(job.pk), "url": url, "status": job.status}, status.HTTP_202_ACCEPTED, url)
 
         return _submit(request, make, lambda data: [data["id"]])
 
@@ -249,8 +254,8 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             except lifecycle.JobError as exc:
                 raise job_error(exc)
             url = request.build_absolute_uri(reverse("api:batch-detail", args=[batch.pk]))
-            return Response({"id": str(batch.pk), "url": url, "jobs": [str(job.pk) for job in created]},
-                            status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+            return _made({"id": str(batch.pk), "url": url, "jobs": [str(job.pk) for job in created]},
+                         status.HTTP_202_ACCEPTED, url)
 
         return _submit(request, make, lambda data: data["jobs"])
 

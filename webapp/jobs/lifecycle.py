@@ -45,6 +45,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 import stylize
+from stylize.config import field_info
 
 from ..models import Batch, JobArtifact, JobAttempt, JobStyle, StyleImage, StyleJob
 from ..numbers import finite_float
@@ -60,6 +61,9 @@ Outcome = JobAttempt.Outcome
 # Options the server decides: which device a worker uses, and which weights file it reads
 # (a path there would let a person make the worker open any file on it).
 SERVER_CHOSEN_OPTIONS = ("device", "weights")
+# Choices StyleConfig knows that this server does not offer: starting from a given image
+# would need a third upload per job, and the pages have no place for it.
+NOT_OFFERED = {("init", "image")}
 PROGRESS_FIELDS = frozenset({
     "progress", "scale", "num_scales", "iteration", "iterations", "step", "total_steps", "loss",
     "eta_seconds", "elapsed_seconds", "loss_history", "preview", "checkpoint", "device"})
@@ -114,9 +118,10 @@ def validate_params(params: Mapping, num_styles: int, preset: str | None = None)
     if config.size > settings.OUTPUT_MAX_SIZE:
         raise stylize.ConfigError("size", f"must be at most {settings.OUTPUT_MAX_SIZE} px on this server, "
                                           f"not {config.size}")
-    if config.init == "image":
-        raise stylize.ConfigError("init", "starting from a given image is not offered here; "
-                                          "choose content or random")
+    for name, value in NOT_OFFERED:
+        if getattr(config, name) == value:
+            offered = [v for v in field_info(name).metadata["choices"] if (name, v) not in NOT_OFFERED]
+            raise stylize.ConfigError(name, f"{value!r} is not offered here; choose {' or '.join(offered)}")
     config.blend_weights(num_styles)  # one blend weight per style image, when given
     return config
 

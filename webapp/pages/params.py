@@ -15,11 +15,10 @@ from django import forms
 from stylize.config import PRESETS, StyleConfig, field_info
 from stylize.vgg import LAYER_INDEX, LAYER_NAMES
 
+from ..jobs.lifecycle import NOT_OFFERED
 from ..jobs.present import CHOICE_LABELS, label
 
 RELU_LAYERS = tuple(name for name in LAYER_NAMES if name.startswith("relu"))
-# Choices StyleConfig knows that this server does not offer (lifecycle.validate_params refuses them).
-NOT_OFFERED = {("init", "image")}
 
 # The options that are one input each on the page (same name as in StyleConfig).
 PARAM_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "content_weight", "style_weight",

@@ -46,7 +46,7 @@ def queue_data(request):
 
 @require_POST
 def requeue_stuck(request):
-    """Requeue the stuck jobs named in the form (`job`, repeated), through jobs.requeue like the
+    """Requeue the stuck jobs named in the form (`job`, repeated), through lifecycle.requeue like the
     admin's action; a job that is no longer stuck is left alone and said so."""
     if not request.user.has_perm("webapp.change_stylejob"):
         raise PermissionDenied

@@ -1,5 +1,5 @@
 """`manage.py reconcile_jobs [--every SECONDS] [--alive-file PATH]`: send again the queued jobs the
-broker lost, requeue the running jobs whose worker went silent (webapp/reconcile.py)."""
+broker lost, requeue the running jobs whose worker went silent (webapp/jobs/reconcile.py)."""
 
 from __future__ import annotations
 
