@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run stylize bench bench-gpu load clean
+.PHONY: test run manage token stylize bench bench-gpu load clean
 
 $(STAMP): requirements.txt requirements-dev.txt docker/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ load: $(STAMP)
 # server; prints the URL, Ctrl-C stops it all (scripts/run_local.py says how).
 run: $(STAMP)
 	$(PY) scripts/run_local.py
+
+# manage.py with the settings and data of `make run`: make manage ARGS="changepassword admin"
+manage: $(STAMP)
+	@$(PY) scripts/run_local.py manage $(ARGS)
+
+# A person's REST API token for `make run` (made if needed): TOKEN=$$(make -s token NAME=admin)
+token: $(STAMP)
+	@test -n "$(NAME)" || { echo 'usage: make token NAME=<username>' >&2; exit 2; }
+	@$(PY) scripts/run_local.py manage api_token $(NAME)
 
 # make stylize ARGS="content.jpg style.jpg -o out.png --preset fast"
 stylize: $(STAMP)

@@ -1,10 +1,14 @@
 #!/usr/bin/env python
 """`make run`: the whole service on this machine, for trying it out and for development.
 
-It migrates the database, makes a first admin account, picks a broker, starts one
-Celery worker, the job reconciler (`manage.py reconcile_jobs`) and Django's development
-server, prints the URL, and stops everything it started on Ctrl-C or SIGTERM (a second
+It migrates the database, collects the static files, makes a first admin account, picks a
+broker, starts one Celery worker, the job reconciler (`manage.py reconcile_jobs`) and the web
+server production runs (gunicorn with docker/gunicorn.conf.py, WhiteNoise for the static
+files), prints the URL, and stops everything it started on Ctrl-C or SIGTERM (a second
 Ctrl-C kills at once).
+
+`run_local.py manage ARGS…` (`make manage ARGS="…"`) runs `manage.py ARGS…` with the same
+settings and data, e.g. `api_token admin` or `changepassword admin`.
 
 The broker is the first of:
   1. CELERY_BROKER_URL or REDIS_URL from the environment;
@@ -13,7 +17,8 @@ The broker is the first of:
 
 Environment (besides everything webapp/settings.py reads): PORT (8000; another free one
 if that is taken), HOST (127.0.0.1; an IPv4 address, 0.0.0.0 for all), VAR_DIR (var/: database, uploads, broker, Redis),
-ADMIN_PASSWORD (the first admin's password; else a random one, printed once), DEBUG (1).
+ADMIN_PASSWORD (the first admin's password; else a random one, printed once), DEBUG (1: a
+throwaway SECRET_KEY, localhost only, plain-HTTP cookies), WEB_CONCURRENCY (2 web processes).
 
 The children's output comes to this terminal, each line prefixed with its name. Every
 child runs in a process group of its own, so stopping one stops the processes it
@@ -183,8 +188,8 @@ def prepare(env: dict[str, str]) -> str:
         where = "from ADMIN_PASSWORD" if env.get("ADMIN_PASSWORD") else "new; shown only this once"
         return f"username admin, password {admin_password} ({where})"
     names = report.removeprefix("existing ")
-    return (f"username {names} (made by an earlier run; `.venv/bin/python manage.py changepassword "
-            f"{names.split(',')[0]}` sets a new password)")
+    return (f"username {names} (made by an earlier run; `make manage ARGS=\"changepassword "
+            f"{names.split(',')[0]}\"` sets a new password)")
 
 
 def prepare_database() -> None:
@@ -195,6 +200,7 @@ def prepare_database() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
     django.setup()
     call_command("migrate", interactive=False, verbosity=1)
+    call_command("collectstatic", interactive=False, verbosity=0)  # into VAR_DIR/static, for WhiteNoise
     from django.contrib.auth import get_user_model
 
     users = get_user_model().objects
@@ -225,11 +231,24 @@ def wait_until_ready(url: str, children: list[Child]) -> None:
         time.sleep(0.2)
 
 
-def run(children: list[Child]) -> int:
+def local_env() -> dict[str, str]:
+    """The environment of every process of the local run, and of `manage`: its data under VAR_DIR
+    (var/ by default), and development settings unless the environment says otherwise."""
     var_dir = Path(os.environ.get("VAR_DIR") or REPO / "var").expanduser().resolve()
     env = {**os.environ, "VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
     env.setdefault("DEBUG", "1")
     env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    return env
+
+
+def manage(args: list[str]) -> int:
+    """`run_local.py manage ARGS…`: manage.py with the local run's settings and data."""
+    return subprocess.call([PYTHON, "manage.py", *args], cwd=REPO, env=local_env())
+
+
+def run(children: list[Child]) -> int:
+    env = local_env()
+    var_dir = Path(env["VAR_DIR"])
     host = env.get("HOST") or "127.0.0.1"
     port = choose_port(host)
     url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
@@ -241,15 +260,17 @@ def run(children: list[Child]) -> int:
     # Sends again any queued job whose message the broker lost (say, a send while Redis was
     # restarting) and requeues running jobs whose worker went silent: a pass a minute.
     Child("reconciler", [PYTHON, "manage.py", "reconcile_jobs", "--every", "60"], env, children)
-    # Django's development server: with DEBUG=1 it serves static/ itself. No autoreload, so
-    # the process this launcher watches is the one that serves.
-    Child("web", [PYTHON, "manage.py", "runserver", f"{host}:{port}", "--noreload"], env, children)
+    # The web server production runs (docker/gunicorn.conf.py: gunicorn, WhiteNoise for the static
+    # files), on this address and with fewer processes (each imports torch).
+    Child("web", [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "--bind", f"{host}:{port}",
+                  "--workers", env.get("WEB_CONCURRENCY") or "2"], env, children)
     wait_until_ready(url, children)
 
     say("\n".join([
         "",
         f"==> The style transfer service is running at {url}",
         f"    admin:  {url}admin/  {admin}",
+        f"    API:    {url}api/v1/ (docs: {url}api/docs/); a person's token: make -s token NAME=admin",
         f"    broker: {broker}",
         f"    data:   {var_dir} (database, uploads, results)",
         "    Ctrl-C stops everything.",
@@ -304,5 +325,7 @@ def main() -> int:
 if __name__ == "__main__":
     if sys.argv[1:] == ["prepare"]:
         prepare_database()
+    elif sys.argv[1:2] == ["manage"]:
+        sys.exit(manage(sys.argv[2:]))
     else:
         sys.exit(main())
