@@ -22,7 +22,7 @@ RUN pip install -r requirements.txt -r docker/requirements.txt
 
 COPY . .
 
-# Static files are collected into the image (docker/wsgi.py serves them with WhiteNoise).
+# Static files are collected into the image (webapp/asgi.py serves them with ServeStatic).
 # DEBUG=1 for this one command only: the settings then need no SECRET_KEY, and none is baked in.
 RUN DEBUG=1 python manage.py collectstatic --noinput \
     && useradd --uid 10001 --create-home --shell /usr/sbin/nologin app \

@@ -197,7 +197,7 @@ def _prepare_in_child(count: int) -> None:
 def start_web(services: Services, env: dict, args) -> str:
     """gunicorn on a free loopback port; returns its base URL once /health/ answers."""
     port = free_port()
-    Path(env["STATIC_ROOT"]).mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
+    Path(env["STATIC_ROOT"]).mkdir(parents=True, exist_ok=True)  # ServeStatic warns about a missing one
     # The production config, with the address and the number of processes of this machine.
     # Command-line flags override the config file's settings; the access log goes to the log file.
     gunicorn = [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",

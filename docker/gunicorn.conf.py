@@ -1,16 +1,25 @@
 """gunicorn's settings for the `web` service of docker-compose.yml (the image's default command), and
-for `make run` and the load bench, which override the address and the number of processes."""
+for `make run` and the load bench, which override the address and the number of processes.
+
+gunicorn manages the processes; each runs uvicorn's event loop with the ASGI application
+(webapp/asgi.py). A connection that waits (an event stream, a long poll, a slow reader of a
+download, an idle client) holds a socket in that loop, not a process: twenty idle connections
+cannot block the site as they blocked three sync workers. Django's synchronous views run in a
+thread per request beside the loop.
+"""
 
 import os
 
-wsgi_app = "wsgi:application"  # docker/wsgi.py: Django plus WhiteNoise for the static files
-pythonpath = os.path.dirname(os.path.abspath(__file__))  # where wsgi.py is; /app (the project) is the cwd
+wsgi_app = "webapp.asgi:application"  # the name is gunicorn's; the application is ASGI
+worker_class = "uvicorn_worker.UvicornWorker"
 bind = "0.0.0.0:8000"
 # Each worker process imports torch (the models reach the engine's config): a few hundred MB each.
 workers = int(os.environ.get("WEB_CONCURRENCY") or 3)
-timeout = 120  # s; an upload of UPLOAD_MAX_BYTES over a slow link
-# Heartbeat files off the container's overlay filesystem (`make run` uses the same file; not
-# every machine has /dev/shm).
+# A worker that does not report to the arbiter for this long is restarted (a stuck event loop).
+timeout = 120
+keepalive = 5  # s an idle keep-alive connection is kept open
+graceful_timeout = 20  # s for open streams and downloads to end on a restart
+# Heartbeat files off the container's overlay filesystem (not every machine has /dev/shm).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = "-"
 # gunicorn 27+ opens a runtime control socket in $XDG_RUNTIME_DIR or ~/.gunicorn by default;

@@ -3,8 +3,8 @@
 
 It migrates the database, collects the static files, makes a first admin account, picks a
 broker, starts one Celery worker, the job reconciler (`manage.py reconcile_jobs`) and the web
-server production runs (gunicorn with docker/gunicorn.conf.py, WhiteNoise for the static
-files), prints the URL, and stops everything it started on Ctrl-C or SIGTERM (a second
+server production runs (gunicorn with uvicorn workers, docker/gunicorn.conf.py, ServeStatic
+for the static files), prints the URL, and stops everything it started on Ctrl-C or SIGTERM (a second
 Ctrl-C kills at once).
 
 `run_local.py manage ARGS…` (`make manage ARGS="…"`) runs `manage.py ARGS…` with the same
@@ -200,7 +200,7 @@ def prepare_database() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
     django.setup()
     call_command("migrate", interactive=False, verbosity=1)
-    call_command("collectstatic", interactive=False, verbosity=0)  # into VAR_DIR/static, for WhiteNoise
+    call_command("collectstatic", interactive=False, verbosity=0)  # into VAR_DIR/static, for ServeStatic
     from django.contrib.auth import get_user_model
 
     users = get_user_model().objects
@@ -260,8 +260,8 @@ def run(children: list[Child]) -> int:
     # Sends again any queued job whose message the broker lost (say, a send while Redis was
     # restarting) and requeues running jobs whose worker went silent: a pass a minute.
     Child("reconciler", [PYTHON, "manage.py", "reconcile_jobs", "--every", "60"], env, children)
-    # The web server production runs (docker/gunicorn.conf.py: gunicorn, WhiteNoise for the static
-    # files), on this address and with fewer processes (each imports torch).
+    # The web server production runs (docker/gunicorn.conf.py: gunicorn with uvicorn workers,
+    # ServeStatic for the static files), on this address and with fewer processes (each imports torch).
     Child("web", [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "--bind", f"{host}:{port}",
                   "--workers", env.get("WEB_CONCURRENCY") or "2"], env, children)
     wait_until_ready(url, children)

@@ -81,8 +81,10 @@ TEMPLATES = [
 # SQLite file by default (one machine, nothing to install); PostgreSQL in production:
 # DATABASE_URL=postgres://user:password@host:5432/name
 DATABASE_URL = env_url("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+# Connections are not kept between requests (0): under ASGI each request's synchronous code runs in
+# a thread of its own, and a kept connection would stay with a thread that is gone.
 DATABASES = {"default": dj_database_url.parse(
-    DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, min=0), conn_health_checks=True)}
+    DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, min=0), conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # Web server and worker write at the same time: WAL lets readers go on during a
@@ -191,14 +193,23 @@ BROKER_RESTORE_EVERY_SECONDS = env_int("BROKER_RESTORE_EVERY_SECONDS", 0, min=0)
 RECONCILE_GRACE_SECONDS = env_int("RECONCILE_GRACE_SECONDS", 60, min=1)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 0, min=0)  # 0 = never
 
+# Live progress (webapp/jobs/live.py): job states pushed through this Redis to the pages' event
+# streams and the API's cheap polls. Unset (no REDIS_URL): pages poll, the API reads the rows.
+LIVE_UPDATES_URL = env_str("REDIS_URL", None)
+# The event stream sends a comment this often while nothing happens (proxies close silent connections).
+LIVE_KEEPALIVE_SECONDS = env_float("LIVE_KEEPALIVE_SECONDS", 15.0, min=0.1)
+LIVE_WAIT_MAX_SECONDS = 30  # the longest `?wait=` of the API's job state
+
 # -- REST API (webapp/api) ---------------------------------------------------------------
-# Throttle counters: in Redis when REDIS_URL is set (shared by every web process), else per process.
+# The default cache (sessions, through cached_db) and the throttle counters: in Redis when REDIS_URL
+# is set (shared by every web process), else per process.
+_redis_cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                # Short timeouts: with Redis away, a request waits a second at most before it goes on.
+                "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Short timeouts: with Redis away, a request waits a second at most before it goes on uncounted.
-    "throttle": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                  "KEY_PREFIX": "throttle", "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
-                 if env_str("REDIS_URL", None)
+    "default": ({**_redis_cache, "KEY_PREFIX": "cache"} if env_str("REDIS_URL", None)
+                else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}),
+    "throttle": ({**_redis_cache, "KEY_PREFIX": "throttle"} if env_str("REDIS_URL", None)
                  else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}),
 }
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/minute")  # per person; DRF's "<n>/<second|minute|hour|day>"
@@ -234,6 +245,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The cheap job-state poll is a plain async view (webapp/api/live.py): added to the schema here.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webapp.api.live.add_to_schema"],
 }
 
 # -- HTTPS (off under DEBUG: the local run is plain HTTP on localhost) -----------------
@@ -249,6 +262,9 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
+# Sessions read from the cache (Redis with REDIS_URL) and written through to the database: a poll
+# does not query the database for its session, and a Redis restart logs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 X_FRAME_OPTIONS = "DENY"
 
 # -- logging ---------------------------------------------------------------------------

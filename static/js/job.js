@@ -1,7 +1,10 @@
-/* The job page, live: polls status.json, moves the progress bar, swaps the preview,
- * draws the loss curves (inline SVG), cancels, and shows the result and the
- * visualisations when the job ends — all without reloading the page.
+/* The job page, live: follows the job's events (Server-Sent Events pushed by the worker),
+ * moves the progress bar, swaps the preview, draws the loss curves (inline SVG), cancels,
+ * and shows the result and the visualisations when the job ends — all without reloading.
  *
+ * The event stream reconnects by itself (EventSource, with Last-Event-ID) and ends with the
+ * job. Where it cannot be had (the server answers 503 without live updates, a proxy drops
+ * it, the browser has no EventSource) the page polls status.json instead, quietly.
  * Polling backs off: 1 s after anything changed, then ×1.5 per unchanged answer up
  * to 5 s; after a failed request ×2 up to 30 s. It pauses while the tab is hidden
  * and stops for good when the job has ended.
@@ -17,6 +20,8 @@
   var PALETTE = ["#2563eb", "#e11d48", "#16a34a", "#f59e0b", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#64748b"];
 
   var statusUrl = root.dataset.statusUrl;
+  var eventsUrl = root.dataset.eventsUrl;
+  var source = null; // the EventSource while the page follows the stream; null while it polls
   var state = JSON.parse(document.getElementById("job-state").textContent);
   var history = state.loss_history || [];
   var delay = FAST;
@@ -301,7 +306,34 @@
 
   function schedule(ms) {
     clearTimeout(timer);
+    if (source) return; // the stream brings the changes
     timer = setTimeout(poll, ms);
+  }
+
+  // -- following the stream ------------------------------------------------------------
+
+  function follow() {
+    if (!eventsUrl || !window.EventSource) { schedule(FAST); return; }
+    var heard = false;
+    source = new EventSource(eventsUrl);
+    source.onmessage = function (event) {
+      heard = true;
+      $("connection").hidden = true;
+      apply(JSON.parse(event.data));
+    };
+    source.addEventListener("end", function () { stopFollowing(); });
+    source.onerror = function () {
+      // Refused (503, 401, 404) or never heard from: poll instead. A stream that worked and
+      // dropped reconnects by itself (CONNECTING), resuming after the last event it had.
+      if (source.readyState === EventSource.CLOSED || !heard) {
+        stopFollowing();
+        if (!state.finished) { delay = FAST; schedule(FAST); }
+      }
+    };
+  }
+
+  function stopFollowing() {
+    if (source) { source.close(); source = null; }
   }
 
   function poll() {
@@ -414,5 +446,5 @@
   // -- start ---------------------------------------------------------------------------
 
   apply(state);
-  if (!state.finished) schedule(FAST);
+  if (!state.finished) follow();
 })();

@@ -62,16 +62,16 @@ def test_web_runs_gunicorn_with_the_config_in_the_image(compose):
     assert any(port.endswith(":8000") for port in compose["services"]["web"]["ports"])
 
 
-def test_the_gunicorn_config_serves_the_wsgi_module_with_whitenoise():
+def test_the_gunicorn_config_serves_the_asgi_application_with_uvicorn_workers_and_servestatic():
     config: dict = {"__file__": str(REPO / "docker" / "gunicorn.conf.py")}
     exec((REPO / "docker" / "gunicorn.conf.py").read_text(), config)
     module, _, attribute = config["wsgi_app"].partition(":")
-    wsgi = os.path.join(config["pythonpath"], module + ".py")
-    source = open(wsgi).read()
-    assert f"{attribute} = WhiteNoise(" in source
+    source = (REPO / (module.replace(".", "/") + ".py")).read_text()
+    assert f"{attribute} = ServeStaticASGI(" in source
+    assert config["worker_class"] == "uvicorn_worker.UvicornWorker"
     assert config["bind"].endswith(":8000")
     requirements = (REPO / "docker" / "requirements.txt").read_text()
-    assert "gunicorn" in requirements and "whitenoise" in requirements
+    assert all(name in requirements for name in ("gunicorn", "uvicorn", "uvicorn-worker", "servestatic"))
 
 
 def test_the_worker_takes_jobs_from_the_gpu_queue_one_at_a_time_in_a_prefork_pool(compose):

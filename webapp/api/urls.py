@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import live, views
 from .token_page import token_page
 
 router = DefaultRouter()
@@ -15,6 +15,7 @@ router.register("batches", views.BatchViewSet, basename="batch")
 
 app_name = "api"
 urlpatterns = [
+    path("v1/jobs/<uuid:pk>/state", live.job_state, name="job-state"),
     path("v1/batches/<uuid:pk>/results.zip", views.BatchViewSet.as_view({"get": "results"}), name="batch-results"),
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -51,7 +51,7 @@ from ..models import Batch, JobArtifact, JobAttempt, JobStyle, StyleImage, Style
 from ..numbers import finite_float
 from ..queue import broker
 from ..queue.lanes import MAX_PRIORITY, MIN_PRIORITY
-from . import storage
+from . import live, storage
 from .dispatch import NOT_SENT_ERROR, new_task_id, send_on_commit
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ def create_job(owner, content: StyleImage, styles: Sequence[StyleImage], params:
             max_attempts=settings.JOB_MAX_ATTEMPTS, task_id=new_task_id())
         JobStyle.objects.bulk_create(JobStyle(job=job, image=image, position=i) for i, image in enumerate(styles))
         send_on_commit(job, fail_unsent=True)
+        _changed(job.pk)
     log.info("job %s created by user %s: %d style(s), size %d, priority %d",
              job.id, owner.pk, len(styles), config.size, priority)
     if not transaction.get_connection().in_atomic_block:  # committed, and the send tried
@@ -230,6 +231,7 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
         if job is not None:
             _end_attempt(job.pk, Outcome.LOST)  # the attempt this one takes over, if any
             JobAttempt.objects.create(job=job, number=job.attempts, worker_host=job.worker_host, started=now)
+            _changed(job.pk)
     if job is not None:
         log.info("job %s claimed by %s (attempt %d of %d)", job_id, worker_host, job.attempts, job.max_attempts)
         return job
@@ -240,6 +242,7 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
             error=f"Stopped after {job.attempts} attempts; the last one did not finish because the worker "
                   f"running it was lost (for example killed for using too much memory).")
         if rows:
+            _changed(job_id)
             log.warning("job %s failed: out of attempts (%d)", job_id, job.attempts)
             _end_attempt(job_id, Outcome.LOST)
             _delete_checkpoint(job_id)
@@ -295,6 +298,7 @@ def finish(job: StyleJob, result: stylize.Result, *, result_name: str, artifacts
         JobArtifact.objects.bulk_create(
             JobArtifact(job_id=job.pk, name=name, file=file, position=i)
             for i, (name, file) in enumerate(artifacts.items()))
+        _changed(job.pk)
     log.info("job %s succeeded in %.1f s (attempt %d)", job.pk, result.elapsed, job.attempts)
     _delete_checkpoint(job.pk)
     return True
@@ -316,6 +320,7 @@ def fail(job: StyleJob, error: str, traceback: str = "", retryable: bool = False
                 job.task_id = task_id
                 _end_attempt(job.pk, Outcome.RETRIED, error)
                 send_on_commit(job, countdown=min(60, 10 * job.attempts))
+                _changed(job.pk)
         if rows:
             log.warning("job %s attempt %d failed (%s); queued again", job.pk, job.attempts, error)
             return Status.QUEUED
@@ -323,6 +328,7 @@ def fail(job: StyleJob, error: str, traceback: str = "", retryable: bool = False
                                      error=error, error_traceback=traceback)
     if rows:
         _end_attempt(job.pk, Outcome.FAILED, error)
+        _changed(job.pk)
     if not rows:
         log.info("job %s: failure after its claim was lost, not recorded: %s", job.pk, error)
         raise JobSuperseded(str(job.pk))
@@ -336,6 +342,7 @@ def confirm_cancelled(job: StyleJob) -> bool:
     rows = _this_attempt(job).update(status=Status.CANCELLED, finished=timezone.now(), eta_seconds=None)
     if rows:
         _end_attempt(job.pk, Outcome.CANCELLED)
+        _changed(job.pk)
         log.info("job %s cancelled while running (attempt %d)", job.pk, job.attempts)
         _delete_checkpoint(job.pk)
     return bool(rows)
@@ -349,6 +356,7 @@ def fail_lost_task(job_id, task_id: str, error: str) -> bool:
     if rows:
         log.warning("job %s failed: %s", job_id, error)
         _end_attempt(job_id, Outcome.FAILED, error)
+        _changed(job_id)
         _delete_checkpoint(job_id)
     return bool(rows)
 
@@ -374,6 +382,7 @@ def cancel(job: StyleJob) -> str:
     job.refresh_from_db()
     if job.status in (Status.SUCCEEDED, Status.FAILED):
         raise JobStateError(f"This job has already {job.status}; there is nothing to cancel.")
+    _changed(job.pk)
     log.info("job %s: cancel requested (now %s)", job.pk, job.status)
     return job.status
 
@@ -395,6 +404,7 @@ def requeue(job: StyleJob, *, reset_attempts: bool = True) -> StyleJob:
                                 f"{job.status}.")
         _end_attempt(job.pk, Outcome.REQUEUED)  # a stuck one's; the others' have ended already
         send_on_commit(job)
+        _changed(job.pk)
     log.info("job %s queued again (attempts %d of %d)", job.pk, job.attempts, job.max_attempts)
     return job
 
@@ -444,6 +454,11 @@ def _silent_since(threshold_seconds: float | None) -> Q:
     seconds = settings.STUCK_AFTER_SECONDS if threshold_seconds is None else threshold_seconds
     cutoff = timezone.now() - timedelta(seconds=seconds)
     return Q(last_heartbeat__lt=cutoff) | Q(last_heartbeat__isnull=True, started__lt=cutoff)
+
+
+def _changed(job_id) -> None:
+    """Tell the job's watchers its new state (live.py) once this transition is committed."""
+    transaction.on_commit(lambda: live.publish_row(job_id))
 
 
 def _end_attempt(job_id, outcome: str, error: str = "") -> None:

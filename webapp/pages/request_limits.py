@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -34,10 +36,10 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.3g}"  # as storage.UploadTooLarge says it
 
 
-def body_limit(request: HttpRequest) -> int | None:
-    """The most bytes this request's body may have (None: no limit)."""
+def body_limit(content_type: str) -> int | None:
+    """The most bytes a request's body of this type (without its parameters) may have (None: no limit)."""
     fields = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if request.content_type == "multipart/form-data":
+    if content_type == "multipart/form-data":
         return (1 + settings.JOB_MAX_STYLES) * settings.UPLOAD_MAX_BYTES + (fields or 0)
     return fields
 
@@ -58,24 +60,41 @@ def refuse(request: HttpRequest, status: int, title: str, message: str) -> HttpR
 class RequestSizeLimitMiddleware:
     """413 for a body over body_limit(), read from Content-Length alone. It must run before
     CsrfViewMiddleware's process_view, which reads request.POST: any place in MIDDLEWARE does,
-    as every middleware's __call__ runs before the first process_view."""
+    as every middleware's __call__ runs before the first process_view. Under ASGI the server has
+    read the body before any middleware runs, unless webapp/asgi.py's SkipOversizedBodies held it
+    back (it does, by the same limit). Sync and async: an async view's chain stays async."""
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit, length = body_limit(request), _content_length(request)
-        if limit is not None and length > limit:
-            log.warning("refused a %s body of %d bytes to %s (limit %d)", request.content_type, length,
-                        request.path, limit)
-            if request.content_type == "multipart/form-data":
-                message = (f"The request is too large ({_mb(length)} MB): upload at most "
-                           f"{_mb(settings.UPLOAD_MAX_BYTES)} MB per image, {1 + settings.JOB_MAX_STYLES} "
-                           f"images at once.")
-            else:
-                message = f"The request is too large ({_mb(length)} MB): at most {_mb(limit)} MB of data."
-            return refuse(request, 413, "Too large", message)
-        return self.get_response(request)
+    def __call__(self, request: HttpRequest):
+        if iscoroutinefunction(self.get_response):
+            return self._async_call(request)
+        message = too_large(request)
+        return refuse(request, 413, "Too large", message) if message else self.get_response(request)
+
+    async def _async_call(self, request: HttpRequest) -> HttpResponse:
+        message = too_large(request)
+        if message:  # the page is rendered with the person's details: in a thread, as Django's views are
+            return await sync_to_async(refuse)(request, 413, "Too large", message)
+        return await self.get_response(request)
+
+
+def too_large(request: HttpRequest) -> str | None:
+    """Why the request's body is refused (its Content-Length is over body_limit()), or None."""
+    limit, length = body_limit(request.content_type), _content_length(request)
+    if limit is None or length <= limit:
+        return None
+    log.warning("refused a %s body of %d bytes to %s (limit %d)", request.content_type, length, request.path, limit)
+    if request.content_type == "multipart/form-data":
+        return (f"The request is too large ({_mb(length)} MB): upload at most {_mb(settings.UPLOAD_MAX_BYTES)} "
+                f"MB per image, {1 + settings.JOB_MAX_STYLES} images at once.")
+    return f"The request is too large ({_mb(length)} MB): at most {_mb(limit)} MB of data."
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -3,7 +3,8 @@
     /                                         my jobs: a gallery, newest first (?page=N)
     /new/                                     a new stylization (?from=<job> fills it from that job)
     /jobs/<id>/                               a job: progress, result, inputs, params, visualisations
-    /jobs/<id>/status.json                    its state, polled by the job page (?step=N)
+    /jobs/<id>/events                         its state as Server-Sent Events, pushed (the job page's feed)
+    /jobs/<id>/status.json                    its state, polled (the page's fallback; ?step=N)
     /jobs/<id>/cancel/                        POST: cancel it
     /jobs/<id>/result.png                     the result (?download=1 to save it)
     /jobs/<id>/preview.png                    the latest intermediate image
@@ -21,7 +22,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from .views import accounts, files, pages, status
+from .views import accounts, files, live, pages, status
 
 app_name = "pages"
 
@@ -30,6 +31,7 @@ urlpatterns = [
     path("jobs/", RedirectView.as_view(pattern_name="pages:job_list", permanent=False)),
     path("new/", pages.new_job, name="new_job"),
     path("jobs/<uuid:job_id>/", pages.job_detail, name="job_detail"),
+    path("jobs/<uuid:job_id>/events", live.job_events, name="job_events"),
     path("jobs/<uuid:job_id>/status.json", status.job_status, name="job_status"),
     path("jobs/<uuid:job_id>/cancel/", status.job_cancel, name="job_cancel"),
     path("jobs/<uuid:job_id>/result.png", files.job_result, name="job_result"),

@@ -20,7 +20,7 @@ from django.conf import settings
 
 import stylize
 
-from ..jobs import lifecycle, storage
+from ..jobs import lifecycle, live, storage
 from ..models import StyleJob
 from ..numbers import finite_float
 from . import heartbeat
@@ -95,6 +95,8 @@ class JobProgress:
         self.next_device = self.next_cancel_check = now
         self.device = DeviceReport("unknown")
         self.writes = 0
+        # The last loss-curve step its watchers have (the rest go out with the next message).
+        self.published_step = self.history.latest["step"] if self.history.latest else 0
 
     def __call__(self, progress: stylize.Progress) -> None:
         self.history.add({"step": progress.step, "scale": progress.scale, "loss": progress.loss,
@@ -129,6 +131,7 @@ class JobProgress:
             storage.delete_files(files.values())
             raise lifecycle.JobSuperseded(f"job {self.job.pk}: claim lost (finished, cancelled or taken over)")
         self.writes += 1
+        self._publish(fields)
         replaced = []
         if "preview" in files:
             replaced.append(self.preview_name)
@@ -139,6 +142,15 @@ class JobProgress:
             log.info("job %s: checkpoint at step %d of %d", self.job.pk, progress.step, progress.total_steps)
         storage.delete_files(replaced)
         heartbeat.record(self.job.worker_host, pid=os.getppid(), job_id=self.job.pk, report=device)
+
+    def _publish(self, fields: Mapping[str, Any]) -> None:
+        """The state just written, to the job's watchers, with the loss points they do not have."""
+        for name, value in fields.items():
+            setattr(self.job, name, value)
+        points = fields["loss_history"]
+        live.publish(self.job, [p for p in points if p["step"] > self.published_step], self.published_step)
+        if points:
+            self.published_step = points[-1]["step"]
 
     def _device(self) -> DeviceReport:
         """Asked again every WORKER_HEARTBEAT_SECONDS: memory use changes, the name does not."""

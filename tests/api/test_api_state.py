@@ -1,0 +1,74 @@
+"""The cheap poll of a job's state (GET /api/v1/jobs/<id>/state): from the snapshot the worker
+publishes in a real Redis, or the row; ETag and 304; a long poll that returns at the next change."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from webapp.jobs import lifecycle, live
+from webapp.models import StyleJob
+
+Status = StyleJob.Status
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def redis_url(redis_factory, settings) -> str:
+    settings.LIVE_UPDATES_URL = redis_factory().url
+    return settings.LIVE_UPDATES_URL
+
+
+def state_of(api, job, **headers):
+    return api.get(f"/api/v1/jobs/{job.pk}/state", headers=headers)
+
+
+def test_it_answers_the_published_state_with_an_etag_and_304_while_it_is_unchanged(redis_url, api, make_job):
+    job = make_job()
+    first = state_of(api, job)
+    assert first.status_code == 200 and first.json()["status"] == Status.QUEUED
+    assert first.json()["url"].endswith(f"/api/v1/jobs/{job.pk}/") and first.json()["result_url"] is None
+    unchanged = state_of(api, job, If_None_Match=first["ETag"])
+    assert unchanged.status_code == 304 and unchanged["ETag"] == first["ETag"]
+    lifecycle.claim(job.pk, "gpu0@box")
+    changed = state_of(api, job, If_None_Match=first["ETag"])
+    assert changed.status_code == 200 and changed.json()["status"] == Status.RUNNING
+    assert changed["ETag"] != first["ETag"]
+
+
+def test_a_long_poll_returns_at_the_next_change(redis_url, api, make_job):
+    job = make_job()
+    etag = state_of(api, job)["ETag"]
+    threading.Timer(0.5, lambda: lifecycle.claim(job.pk, "gpu0@box")).start()
+    started = time.monotonic()
+    response = api.get(f"/api/v1/jobs/{job.pk}/state?wait=20", headers={"If-None-Match": etag})
+    assert response.status_code == 200 and response.json()["status"] == Status.RUNNING
+    assert time.monotonic() - started < 15  # it did not wait out the 20 s
+
+
+def test_a_long_poll_with_nothing_happening_ends_with_304(redis_url, api, make_job):
+    job = make_job()
+    etag = state_of(api, job)["ETag"]
+    response = api.get(f"/api/v1/jobs/{job.pk}/state?wait=0.5", headers={"If-None-Match": etag})
+    assert response.status_code == 304
+
+
+def test_without_a_snapshot_or_without_redis_the_row_answers(redis_url, api, make_job, settings):
+    job = make_job()
+    live._client().delete(live.state_key(job.pk))  # Redis restarted without its data
+    assert state_of(api, job).json()["status"] == Status.QUEUED
+    settings.LIVE_UPDATES_URL = "redis://127.0.0.1:1/0"
+    assert state_of(api, job).json()["status"] == Status.QUEUED
+    settings.LIVE_UPDATES_URL = None
+    etag = state_of(api, job)["ETag"]
+    assert state_of(api, job, If_None_Match=etag).status_code == 304
+
+
+def test_it_is_the_owners_only_and_wait_is_bounded(redis_url, api, other_api, make_job, client):
+    job = make_job()
+    assert state_of(other_api, job).status_code == 404
+    assert client.get(f"/api/v1/jobs/{job.pk}/state").status_code == 401
+    assert api.get(f"/api/v1/jobs/{job.pk}/state?wait=31").status_code == 400
+    assert api.get(f"/api/v1/jobs/{job.pk}/state?wait=soon").status_code == 400
