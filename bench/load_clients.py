@@ -1,21 +1,26 @@
-"""The client side of bench/load_test.py: asyncio + aiohttp, so one process holds a few hundred
+"""The client side of bench/load_test.py: asyncio + aiohttp, so one process holds a thousand
 connections cheaply. Knows nothing about how the servers were started; talks HTTP to `base`.
 
-    pollers     each follows the newest job of its person, like the job page does: GET, wait
-                about a second (the page's FAST delay) after the answer, again. Half of them
-                (by default) poll the page's /jobs/<id>/status.json?step=N with a session
-                cookie, the others GET /api/v1/jobs/<id>/ with a token.
+    watchers    each follows the newest job of its person as the job page does: the job's event
+                stream (/jobs/<id>/events, with a session cookie), until its `end` event, then
+                the person's next job. Each event's delay is the time between the worker's
+                publish (the event's `published`) and its arrival here (one machine, one clock).
+    pollers     each asks for the newest job of its person through the API's cheap poll
+                (/api/v1/jobs/<id>/state, with a token) about once a second; a share of them
+                (half by default) send the ETag they have, and mostly get 304.
     submitters  each POSTs a tiny job to /api/v1/jobs/ every `submit_interval` seconds.
 
 Every response is recorded per endpoint: latency (until the whole body is read), status, size.
-An error is anything but 2xx (redirects are not followed: a login redirect is an error too),
-a time-out, a connection error, or a body that is not the JSON expected.
+An error is anything but 2xx or the 304 asked for (redirects are not followed: a login
+redirect is an error too), a time-out, a connection error, or a body that is not the JSON
+expected. A stream that ends without its job's `end` event is a lost final event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
 import os
 import random
@@ -83,7 +88,7 @@ class Recorder:
         self.endpoints: dict[str, Endpoint] = defaultdict(Endpoint)
 
     async def call(self, name: str, method: str, url: str, expect: tuple[int, ...] = (200,), **kwargs):
-        """The parsed JSON body, or None on an error (which is recorded)."""
+        """The parsed JSON body ({} for a 304), or None on an error (which is recorded)."""
         stats = self.endpoints[name]
         started = time.perf_counter()
         try:
@@ -96,10 +101,15 @@ class Recorder:
                 if response.status not in expect:
                     return self._error(stats, f"HTTP {response.status}",
                                        f"{method} {url} -> {response.status}: {body[:200]!r}")
+                if response.status == 304:
+                    return {"_etag": response.headers.get("ETag")}
                 try:
-                    return await response.json(content_type=None)
+                    answer = await response.json(content_type=None)
                 except ValueError:
                     return self._error(stats, "bad JSON", f"{method} {url}: {body[:200]!r}")
+                if isinstance(answer, dict) and "ETag" in response.headers:
+                    answer["_etag"] = response.headers["ETag"]
+                return answer
         except asyncio.TimeoutError:
             return self._error(stats, "timeout", f"{method} {url}: no answer in {REQUEST_TIMEOUT_S} s")
         except aiohttp.ClientError as exc:
@@ -158,35 +168,134 @@ async def pause(seconds: float, stop_at: float) -> None:
     await asyncio.sleep(max(0.0, min(seconds * random.uniform(0.8, 1.2), stop_at - time.monotonic())))
 
 
-async def poller(rec: Recorder, base: str, person: Person, page: bool, interval: float, stop_at: float,
-                 backoff: bool = False) -> None:
-    """Polls the person's newest job, `interval` after each answer. With `backoff`, as static/js/job.js
-    does: after an answer that changed nothing the wait grows 1.5× up to 5 intervals, and a finished
-    job is polled again only at that slow pace (the page stops; its person opens the next job)."""
-    last_step: dict[str, int] = {}  # per job: the last step of the loss history this client has
-    seen: dict[str, tuple] = {}  # per job: the page's signature() of the last answer
-    delay, previous_job = interval, None
-    await asyncio.sleep(random.uniform(0, interval))  # browsers do not all open at the same instant
+async def poller(rec: Recorder, base: str, person: Person, etag: bool, interval: float, stop_at: float) -> None:
+    """Polls the state of the person's newest job through the API's cheap poll, `interval` after each
+    answer; with `etag`, sending the ETag of the last answer (If-None-Match), as a careful client does."""
+    last: dict[str, str] = {}  # job -> its last ETag
+    name = "GET /api/v1/jobs/<id>/state" + (" (If-None-Match)" if etag else "")
+    await asyncio.sleep(random.uniform(0, interval))
     while time.monotonic() < stop_at:
         job = person.jobs[-1]
-        if page:
-            # The page sends ?step=<last step it has>; while the job is still there, the
-            # server leaves the loss history out.
-            answer = await rec.call("GET /jobs/<id>/status.json", "GET",
-                                    f"{base}/jobs/{job}/status.json?step={last_step.get(job, -1)}",
-                                    headers=person.page_headers())
-            if answer and answer.get("loss_history"):
-                last_step[job] = answer["loss_history"][-1]["step"]
-        else:
-            answer = await rec.call("GET /api/v1/jobs/<id>/", "GET", f"{base}/api/v1/jobs/{job}/",
-                                    headers=person.api_headers())
-        if backoff and answer:
-            signature = (answer["status"], answer["step"], (answer.get("preview") or {}).get("version"),
-                         answer["cancel_requested"], answer["attempts"])
-            changed = job != previous_job or seen.get(job) != signature
-            seen[job], previous_job = signature, job
-            delay = interval if changed and answer["status"] not in FINISHED else min(5 * interval, delay * 1.5)
-        await pause(delay, stop_at)
+        headers = person.api_headers()
+        if etag and job in last:
+            headers["If-None-Match"] = last[job]
+        answer = await rec.call(name, "GET", f"{base}/api/v1/jobs/{job}/state", expect=(200, 304), headers=headers)
+        if answer is not None and answer.get("_etag"):
+            last[job] = answer["_etag"]
+        await pause(interval, stop_at)
+
+
+@dataclass
+class Streams:
+    """What the watchers saw: event delays, streams open, final events."""
+    delays_ms: list[float] = field(default_factory=list)
+    events: int = 0
+    open_now: int = 0
+    open_max: int = 0
+    open_samples: list[int] = field(default_factory=list)
+    connects: int = 0
+    finals: int = 0  # streams that ended with their job's final state and `end`
+    lost_finals: int = 0  # streams of a running job that ended without them
+    errors: Counter = field(default_factory=Counter)
+    samples: list[str] = field(default_factory=list)
+
+    def error(self, kind: str, detail: str) -> None:
+        self.errors[kind] += 1
+        if len(self.samples) < 5:
+            self.samples.append(detail)
+
+    def summary(self) -> dict:
+        ordered, count = sorted(self.delays_ms), len(self.delays_ms)
+
+        def pct(p: float) -> float | None:
+            return round(ordered[max(0, math.ceil(p / 100 * count) - 1)], 1) if count else None
+
+        return {"events": self.events, "delay_p50_ms": pct(50), "delay_p95_ms": pct(95), "delay_p99_ms": pct(99),
+                "delay_max_ms": round(ordered[-1], 1) if count else None, "connects": self.connects,
+                "open_max": self.open_max,
+                "open_mean": round(sum(self.open_samples) / len(self.open_samples)) if self.open_samples else 0,
+                "finals": self.finals, "lost_finals": self.lost_finals, "errors": sum(self.errors.values()),
+                "error_kinds": dict(self.errors), "error_samples": self.samples}
+
+
+async def watcher(session: aiohttp.ClientSession, base: str, person: Person, streams: Streams, stop_at: float,
+                  finish_by: float) -> None:
+    """Follows the person's newest job through its event stream, as the job page does; after
+    `stop_at` it follows no new job, but stays until the one it has ends (at most `finish_by`)."""
+    followed: set[str] = set()
+    await asyncio.sleep(random.uniform(0, 2))  # pages do not all open at the same instant
+    while time.monotonic() < stop_at:
+        job = person.jobs[-1]
+        if job in followed:  # its end came; wait for the person's next job
+            await asyncio.sleep(0.5)
+            continue
+        followed.add(job)
+        await follow(session, base, person, job, streams, finish_by)
+
+
+async def follow(session: aiohttp.ClientSession, base: str, person: Person, job: str, streams: Streams,
+                 finish_by: float) -> None:
+    streams.connects += 1
+    url = f"{base}/jobs/{job}/events"
+    event, finished = "message", False
+    try:
+        timeout = aiohttp.ClientTimeout(total=max(1.0, finish_by - time.monotonic()), sock_connect=REQUEST_TIMEOUT_S)
+        async with session.get(url, headers={"Cookie": person.session_cookie, "Accept": "text/event-stream"},
+                               allow_redirects=False, timeout=timeout) as response:
+            if response.status != 200:
+                streams.error(f"HTTP {response.status}", f"GET {url} -> {response.status}")
+                return
+            streams.open_now += 1
+            streams.open_max = max(streams.open_max, streams.open_now)
+            try:
+                async for raw in response.content:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        arrived = time.time()
+                        if event == "end":
+                            streams.finals += finished
+                            return
+                        state = json.loads(line[6:])
+                        streams.events += 1
+                        finished = bool(state.get("finished"))
+                        if "published" in state:
+                            streams.delays_ms.append((arrived - state["published"]) * 1000)
+                    elif not line:
+                        event = "message"
+            finally:
+                streams.open_now -= 1
+        streams.lost_finals += 1  # the stream ended without its `end`
+        streams.error("no end event", f"GET {url}: the stream ended before the job did")
+    except asyncio.TimeoutError:
+        streams.error("still running at the end", f"GET {url}: the job had not ended by the deadline")
+    except (aiohttp.ClientError, ValueError) as exc:
+        streams.lost_finals += 1
+        streams.error(type(exc).__name__, f"GET {url}: {exc}")
+
+
+async def sample_open_streams(streams: Streams, stop_at: float) -> None:
+    while time.monotonic() < stop_at:
+        streams.open_samples.append(streams.open_now)
+        await asyncio.sleep(1)
+
+
+async def poll_cost(rec: Recorder, base: str, people: list[Person], clients: int, seconds: float) -> int:
+    """`clients` pollers asking, back to back for `seconds`, about jobs that no longer change, with
+    their ETag: the web's cost of an unchanged poll. Returns the number of polls."""
+    stop_at = time.monotonic() + seconds
+    name = "cost: GET /api/v1/jobs/<id>/state (If-None-Match, unchanged)"
+
+    async def one(person: Person) -> None:
+        url = f"{base}/api/v1/jobs/{person.jobs[0]}/state"
+        first = await rec.call(name.replace("cost:", "setup:"), "GET", url, headers=person.api_headers())
+        etag = (first or {}).get("_etag")
+        while time.monotonic() < stop_at:
+            await rec.call(name, "GET", url, expect=(304,), headers={**person.api_headers(), "If-None-Match": etag})
+
+    await asyncio.gather(*(one(people[i % len(people)]) for i in range(clients)))
+    return len(rec.endpoints[name].latencies_ms)
 
 
 async def submitter(rec: Recorder, base: str, person: Person, params: dict, interval: float,
@@ -233,49 +342,72 @@ async def drain(rec: Recorder, base: str, people: list[Person], timeout: float, 
             "drain_seconds": round(time.monotonic() - started, 1)}
 
 
-async def run(base: str, people: list[Person], *, pollers: int, api_share: float, submitters: int,
-              duration: float, poll_interval: float, submit_interval: float, params: dict,
-              drain_timeout: float, say, cpu=dict, backoff: bool = False, before_drain=lambda: None) -> dict:
-    """Set-up requests, the load phase, then the drain; returns the figures. `cpu()` takes a snapshot of
-    the CPU time used (opaque here), before and after the load phase."""
-    async with make_session(pollers + submitters + 16) as session:
+async def run(base: str, people: list[Person], *, watchers: int, pollers: int, etag_share: float, submitters: int,
+              duration: float, poll_interval: float, submit_interval: float, params: dict, drain_timeout: float,
+              say, cpu=dict, cost_clients: int = 20, cost_seconds: float = 10,
+              start_workers=lambda: None) -> dict:
+    """Set-up requests and the cost of an unchanged poll (before any worker runs, so no job changes),
+    then the workers start and the load phase runs, then the drain; returns the figures. `cpu()`
+    takes a snapshot of the CPU time used (opaque here)."""
+    async with make_session(pollers + submitters + cost_clients + 16) as session, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()) as streaming:
         rec = Recorder(session)
         # Set-up, not measured: two images per person, and one job each so that every
-        # poller has a job to watch from the first second.
+        # client has a job to follow from the first second.
         await upload_images(rec, base, people)
         await asyncio.gather(*(submit(rec, base, person, params, "setup: POST /api/v1/jobs/") for person in people))
         if any(not person.jobs for person in people):
             raise SetupFailed(f"could not submit the first job of every person: "
                               f"{rec.endpoints['setup: POST /api/v1/jobs/'].samples}")
 
-        # Poller i is the n-th of person i % len(people), n = i // len(people); it uses the API when
-        # the count of API pollers steps up at n, so each person has both kinds in the share asked for.
-        steps_up = [int((n + 1) * api_share) > int(n * api_share) for n in range(pollers)]
-        on_api = [steps_up[i // len(people)] for i in range(pollers)]
-        say(f"load: {pollers} pollers ({sum(on_api)} on the API), {submitters} submitters, {duration:g} s")
+        say(f"cost of an unchanged poll: {cost_clients} clients for {cost_seconds:g} s, no worker running")
+        cost_before = cpu()
+        polls = await poll_cost(rec, base, people, cost_clients, cost_seconds)
+        cost_cpu = cpu_between(cost_before, cpu())
+        start_workers()
+
+        say(f"load: {watchers} watchers (event streams), {pollers} pollers ({round(pollers * etag_share)} with "
+            f"ETags), {submitters} submitters, {duration:g} s")
+        streams = Streams()
         load_avg_before = _loadavg()
         cpu_before = cpu()
         started = time.monotonic()
         stop_at = started + duration
-        tasks = [poller(rec, base, people[i % len(people)], page=not on_api[i], interval=poll_interval,
-                        stop_at=stop_at, backoff=backoff) for i in range(pollers)]
+        finish_by = stop_at + drain_timeout
+        watching = [asyncio.ensure_future(watcher(streaming, base, people[i % len(people)], streams, stop_at,
+                                                  finish_by)) for i in range(watchers)]
+        tasks = [poller(rec, base, people[i % len(people)], etag=i < round(pollers * etag_share),
+                        interval=poll_interval, stop_at=stop_at) for i in range(pollers)]
         tasks += [submitter(rec, base, people[i % len(people)], params, submit_interval, stop_at)
                   for i in range(submitters)]
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks, sample_open_streams(streams, stop_at))
         seconds = time.monotonic() - started
         cpu_after = cpu()
         load_avg_during = _loadavg()  # 1-minute average: about the load phase itself
 
         endpoints = {name: stats.summary(seconds) for name, stats in rec.endpoints.items()
-                     if not name.startswith("setup")}
-        say("load phase over; waiting for every accepted job to finish")
-        before_drain()
+                     if not name.startswith(("setup", "cost"))}
+        say("load phase over; waiting for every accepted job to finish (the watchers stay for their jobs' end)")
         jobs = await drain(rec, base, people, drain_timeout, say)
+        _, unfinished = await asyncio.wait(watching, timeout=60)
+        for task in unfinished:
+            task.cancel()
         drain_errors = rec.endpoints["drain: GET /api/v1/jobs/"].summary(1)
-        return {"seconds": round(seconds, 1), "endpoints": endpoints, "jobs": jobs,
+        return {"seconds": round(seconds, 1), "endpoints": endpoints, "streams": streams.summary(), "jobs": jobs,
+                "cost": {"polls": polls, "seconds": cost_seconds, "cpu_seconds": cost_cpu,
+                         "errors": sum(rec.endpoints[n].summary(1)["errors"] for n in rec.endpoints
+                                       if n.startswith("cost"))},
                 "drain_request_errors": drain_errors["errors"], "drain_error_samples": drain_errors["error_samples"],
                 "load_average_before": load_avg_before, "load_average_end_of_load": load_avg_during,
                 "cpu_snapshots": (cpu_before, cpu_after)}
+
+
+def cpu_between(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds between two snapshots of {(service, pid): seconds}, per service."""
+    used: dict[str, float] = {}
+    for (name, pid), seconds in after.items():
+        used[name] = used.get(name, 0.0) + seconds - before.get((name, pid), 0.0)
+    return {name: round(seconds, 2) for name, seconds in used.items()}
 
 
 def _loadavg() -> list[float] | None:

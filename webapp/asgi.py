@@ -6,6 +6,8 @@ Around Django:
 * ServeStatic (WhiteNoise's ASGI fork) answers /static/... from STATIC_ROOT (collectstatic: the
   Dockerfile and `make run` run it), compressed and cached, before a request reaches Django;
   uploads and results are not static files: Django's own views serve them to their owner.
+* UnchangedPolls (webapp/api/live.py): the API's most frequent answer, 304 to an unchanged poll,
+  without Django's middleware chain; any other request goes on to Django.
 * SkipOversizedBodies: Django's ASGI handler reads a whole body before any middleware runs, so a
   body whose Content-Length is over the limit (pages/request_limits.body_limit) is not read at all:
   Django gets an empty one, and RequestSizeLimitMiddleware answers 413 from the header as it does
@@ -24,7 +26,8 @@ from servestatic import ServeStaticASGI  # noqa: E402
 
 django_application = get_asgi_application()
 
-from .pages.request_limits import body_limit  # noqa: E402 (needs the apps loaded)
+from .api.live import UnchangedPolls  # noqa: E402 (needs the apps loaded)
+from .pages.request_limits import body_limit  # noqa: E402
 
 
 class SkipOversizedBodies:
@@ -50,5 +53,5 @@ class SkipOversizedBodies:
         return limit is not None and length > limit
 
 
-application = ServeStaticASGI(SkipOversizedBodies(django_application), root=settings.STATIC_ROOT,
+application = ServeStaticASGI(UnchangedPolls(SkipOversizedBodies(django_application)), root=settings.STATIC_ROOT,
                               prefix=settings.STATIC_URL)

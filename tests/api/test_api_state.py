@@ -72,3 +72,65 @@ def test_it_is_the_owners_only_and_wait_is_bounded(redis_url, api, other_api, ma
     assert client.get(f"/api/v1/jobs/{job.pk}/state").status_code == 401
     assert api.get(f"/api/v1/jobs/{job.pk}/state?wait=31").status_code == 400
     assert api.get(f"/api/v1/jobs/{job.pk}/state?wait=soon").status_code == 400
+
+
+def test_a_revoked_token_is_refused_once_the_process_stops_remembering_it(redis_url, api, user, make_job,
+                                                                           monkeypatch):
+    from rest_framework.authtoken.models import Token
+
+    from webapp.api import live as api_live
+
+    job = make_job()
+    assert state_of(api, job).status_code == 200
+    Token.objects.filter(user=user).delete()
+    monkeypatch.setattr(api_live, "AUTH_CACHE_SECONDS", 0)
+    api_live._people_by_token.clear()
+    assert state_of(api, job).status_code == 401
+
+
+# -- the fast path in front of Django (webapp/asgi.py) -----------------------------------------
+
+async def asgi_get(app, path: str, headers: dict[str, str], query: bytes = b"") -> tuple[int, dict]:
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": query,
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    await app(scope, receive, send)
+    return sent[0]["status"], {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+
+
+@pytest.mark.asyncio
+async def test_an_unchanged_poll_from_a_known_token_is_answered_without_django(redis_url, api, make_job, other_api):
+    from asgiref.sync import sync_to_async
+
+    from webapp.api.live import UnchangedPolls
+
+    job = await sync_to_async(make_job)()
+    first = await sync_to_async(state_of)(api, job)  # Django's view: the token is now known
+    reached_django = []
+
+    async def django(scope, receive, send):
+        reached_django.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    app = UnchangedPolls(django)
+    path = f"/api/v1/jobs/{job.pk}/state"
+    token = api._credentials["HTTP_AUTHORIZATION"]
+    assert await asgi_get(app, path, {"Authorization": token, "If-None-Match": first["ETag"]}) == (
+        304, {"etag": first["ETag"], "cache-control": "private, no-cache", "x-content-type-options": "nosniff"})
+    assert reached_django == []
+    # Anything else is Django's: another ETag, a long poll, an unknown token, no ETag, another person.
+    await asgi_get(app, path, {"Authorization": token, "If-None-Match": '"other"'})
+    await asgi_get(app, path, {"Authorization": token, "If-None-Match": first["ETag"]}, query=b"wait=5")
+    await asgi_get(app, path, {"Authorization": "Token not-a-token", "If-None-Match": first["ETag"]})
+    await asgi_get(app, path, {"Authorization": token})
+    await sync_to_async(state_of)(other_api, job)  # known now, but not the owner
+    await asgi_get(app, path, {"Authorization": other_api._credentials["HTTP_AUTHORIZATION"],
+                               "If-None-Match": first["ETag"]})
+    assert len(reached_django) == 5

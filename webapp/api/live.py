@@ -11,22 +11,36 @@ none, without the serializers of the full job resource:
 
 Authentication is the API's own (token or session, through DRF's authentication classes); the
 owner is checked against the snapshot's. Another person's job, or one that does not exist, is 404.
+A token's person is remembered by the web process for AUTH_CACHE_SECONDS, so an unchanged poll
+costs no database query (and no thread): a revoked token still polls for that long.
+
+The most frequent answer by far, 304 to a known token whose ETag is still the published one, is
+given by UnchangedPolls in front of Django (webapp/asgi.py) from those same pieces, without
+Django's middleware chain (whose synchronous middleware cost a thread hop each, several times the
+rest). Everything else (a first poll, a change, a long poll, a session) is this view's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
+import re
+import time
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from webapp.jobs import live
 from webapp.models import StyleJob
+
+AUTH_CACHE_SECONDS = 10
+AUTH_CACHE_SIZE = 10_000  # tokens remembered per web process (all forgotten when it is full)
 
 # What an API client is told (the page's labels and page URLs stay with the page).
 FIELDS = ("id", "status", "progress", "step", "total_steps", "scale", "num_scales", "iteration", "iterations",
@@ -36,7 +50,7 @@ FIELDS = ("id", "status", "progress", "step", "total_steps", "scale", "num_scale
 async def job_state(request, pk):
     if request.method not in ("GET", "HEAD"):
         return _error("Only GET.", 405)
-    user = await sync_to_async(_authenticated_user)(request)
+    user = await _person(request)
     if user is None:
         return _error("Authentication credentials were not provided.", 401)
     wait = _wait_seconds(request.GET.get("wait"))
@@ -53,10 +67,46 @@ async def job_state(request, pk):
     return _answer(JsonResponse(_public(request, state)), state)
 
 
+@dataclass(frozen=True)
+class _Person:
+    pk: int
+    is_staff: bool
+    until: float  # time.monotonic() after which the token is asked about again
+
+
+_people_by_token: dict[str, _Person] = {}
+
+
+def _known(credentials: str) -> tuple[str, _Person | None]:
+    """(the cache key of an Authorization header, the person it was seen to be recently)."""
+    key = hashlib.sha256(credentials.encode()).hexdigest() if credentials else ""
+    known = _people_by_token.get(key) if key else None
+    return key, known if known is not None and known.until > time.monotonic() else None
+
+
+async def _person(request) -> _Person | None:
+    """Who is asking: a token remembered for AUTH_CACHE_SECONDS, else the API's authentication."""
+    key, known = _known(request.headers.get("Authorization", ""))
+    if known is not None:
+        return known
+    user = await sync_to_async(_authenticated_user)(request)
+    if user is None:
+        return None
+    person = _Person(user.pk, user.is_staff, time.monotonic() + AUTH_CACHE_SECONDS)
+    if key:
+        if len(_people_by_token) >= AUTH_CACHE_SIZE:
+            _people_by_token.clear()
+        _people_by_token[key] = person
+    return person
+
+
 def _authenticated_user(request):
     """The API's authentication (the same classes as every API view), or None."""
     drf_request = Request(request, authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
-    user = drf_request.user
+    try:
+        user = drf_request.user
+    except exceptions.AuthenticationFailed:  # a bad token: as if none had been sent
+        return None
     return user if user.is_authenticated else None
 
 
@@ -80,7 +130,12 @@ async def _current(job_id) -> dict | None:
         except live.Unavailable:
             pass
     job = await StyleJob.objects.select_related("content").filter(pk=job_id).afirst()
-    return await sync_to_async(live.snapshot_of)(job) if job is not None else None
+    if job is None:
+        return None
+    state = await sync_to_async(live.snapshot_of)(job)
+    if live.enabled():
+        await live.remember(state)
+    return state
 
 
 async def _next_change(job_id, state: dict, wait: float) -> dict:
@@ -100,7 +155,7 @@ async def _next_change(job_id, state: dict, wait: float) -> dict:
                     break
                 if message is None:
                     break
-                fresh = message
+                fresh = message[0]
             return fresh or state
     except live.Unavailable:  # no push: look at the row again once a second
         while loop.time() < deadline:
@@ -109,6 +164,41 @@ async def _next_change(job_id, state: dict, wait: float) -> dict:
             if fresh is not None and fresh["tag"] != state["tag"]:
                 return fresh
         return state
+
+
+class UnchangedPolls:
+    """ASGI, in front of Django: 304 for a poll without `wait` from a recently seen token whose
+    If-None-Match is the job's published ETag; every other request goes on to Django."""
+
+    PATH = re.compile(r"^/api/v1/jobs/([0-9a-fA-F-]{36})/state$")
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and await self._unchanged(scope):
+            headers = dict(scope["headers"])
+            await send({"type": "http.response.start", "status": 304, "headers": [
+                (b"etag", headers[b"if-none-match"].strip()), (b"cache-control", b"private, no-cache"),
+                (b"x-content-type-options", b"nosniff")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.app(scope, receive, send)
+
+    async def _unchanged(self, scope) -> bool:
+        match = self.PATH.match(scope["path"])
+        if not match or not live.enabled() or b"wait=" in scope.get("query_string", b""):
+            return False
+        headers = dict(scope["headers"])
+        _, person = _known(headers.get(b"authorization", b"").decode("latin-1"))
+        etag = headers.get(b"if-none-match", b"").decode("latin-1").strip()
+        if person is None or not etag:
+            return False
+        try:
+            state = await live.read_snapshot(match.group(1).lower())
+        except live.Unavailable:
+            return False
+        return state is not None and (state["owner"] == person.pk or person.is_staff) and etag == _etag(state)
 
 
 def _public(request, state: dict) -> dict:

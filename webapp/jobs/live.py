@@ -128,6 +128,16 @@ async def read_snapshot(job_id) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
+async def remember(state: dict[str, Any]) -> None:
+    """Store a state rebuilt from the row (nothing was published, or Redis lost it), so the next
+    reader finds it; quietly does nothing if Redis cannot take it."""
+    try:
+        await _async_client().set(state_key(state["id"]), json.dumps(state, default=str), ex=STATE_TTL_SECONDS,
+                                  nx=True)  # a state published meanwhile is newer: it stays
+    except Exception as exc:  # noqa: BLE001
+        _log_error("could not store job %s's state: %s", state["id"], exc)
+
+
 def _async_client():
     """One connection pool per event loop (a web process has one; each request of a WSGI test
     server has its own)."""
@@ -146,7 +156,8 @@ _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 @contextlib.asynccontextmanager
 async def listen(job_id) -> AsyncIterator[asyncio.Queue]:
-    """A queue that receives every message published about the job from now on (a dict), and
+    """A queue that receives every message published about the job from now on, as (the message,
+    its JSON text) — a thousand watchers of one job need not write it out a thousand times — and
     None if the subscription is lost (then the watcher should end and the client reconnect).
     Raises Unavailable if Redis cannot be subscribed to."""
     hub = await _Hub.join()
@@ -228,6 +239,7 @@ class _Hub:
         watchers = self.queues.get(job_id)
         if not watchers:
             return
-        message = json.loads(data)
+        text = data.decode()
+        item = (json.loads(text), text)
         for queue in watchers:
-            queue.put_nowait(message)
+            queue.put_nowait(item)

@@ -77,7 +77,8 @@ async def _stream(job_id, queue: asyncio.Queue, last_id: str | None) -> AsyncIte
             continue
         if message is None:  # the subscription ended: EventSource reconnects
             return
-        yield _event(message)
+        message, text = message
+        yield f"id: {message['tag']}\ndata: {text}\n\n"
         if message["finished"]:
             yield "event: end\ndata: {}\n\n"
             return
