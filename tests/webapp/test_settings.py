@@ -112,3 +112,14 @@ def test_the_filesystem_broker_keeps_its_folders_under_var(repo_root, bare_env, 
     assert options["data_folder_in"] == options["data_folder_out"] == str(broker / "queue")
     assert options["processed_folder"] == str(broker / "processed")
     assert (broker / "queue").is_dir() and (broker / "control").is_dir()
+
+
+def test_with_redis_sessions_are_read_from_it_and_jobs_are_pushed_through_it(repo_root, production_env):
+    with_redis = settings_in(repo_root, {**production_env, "REDIS_URL": "redis://cache.example:6379/0"},
+                             "SESSION_ENGINE", "CACHES", "LIVE_UPDATES_URL")
+    assert with_redis["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"
+    assert with_redis["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert with_redis["CACHES"]["default"]["LOCATION"] == with_redis["LIVE_UPDATES_URL"] == "redis://cache.example:6379/0"
+    without = settings_in(repo_root, production_env, "CACHES", "LIVE_UPDATES_URL")
+    assert without["LIVE_UPDATES_URL"] is None  # the pages poll
+    assert without["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
