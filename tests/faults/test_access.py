@@ -263,7 +263,7 @@ def test_the_api_with_a_session_refuses_writes_without_the_csrf_token(csrf_brows
 
 # -- the admin -------------------------------------------------------------------------------------
 
-ADMIN_URLS = ["/admin/", "/admin/auth/user/", "/admin/authtoken/tokenproxy/"]
+ADMIN_URLS = ["/admin/", "/admin/auth/user/", "/admin/knox/authtoken/"]
 
 
 @pytest.mark.parametrize("url", ADMIN_URLS)

@@ -5,6 +5,8 @@ or body. It refuses form fields or a body past DATA_UPLOAD_MAX_MEMORY_SIZE with 
 spools any amount of file data to disk first, and DRF's JSON parser reads a body of any size.
 RequestSizeLimitMiddleware looks at Content-Length before all of that:
 
+    login and sign-up   AUTH_FORM_MAX_BYTES, whatever the content type (the pages' and the
+                        admin's: they take a few short fields and no file)
     multipart (files)   (1 + JOB_MAX_STYLES) files of UPLOAD_MAX_BYTES, plus
                         DATA_UPLOAD_MAX_MEMORY_SIZE of form fields
     anything else       DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -23,6 +25,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views import defaults
 
 log = logging.getLogger(__name__)
@@ -34,8 +37,17 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.3g}"  # as storage.UploadTooLarge says it
 
 
+AUTH_FORMS = ("pages:login", "pages:signup", "admin:login")
+
+
+def _auth_form_paths() -> set[str]:
+    return {reverse(name) for name in AUTH_FORMS}
+
+
 def body_limit(request: HttpRequest) -> int | None:
     """The most bytes this request's body may have (None: no limit)."""
+    if request.path_info in _auth_form_paths():
+        return settings.AUTH_FORM_MAX_BYTES
     fields = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if request.content_type == "multipart/form-data":
         return (1 + settings.JOB_MAX_STYLES) * settings.UPLOAD_MAX_BYTES + (fields or 0)
@@ -68,7 +80,9 @@ class RequestSizeLimitMiddleware:
         if limit is not None and length > limit:
             log.warning("refused a %s body of %d bytes to %s (limit %d)", request.content_type, length,
                         request.path, limit)
-            if request.content_type == "multipart/form-data":
+            if limit == settings.AUTH_FORM_MAX_BYTES and request.path_info in _auth_form_paths():
+                message = f"The request is too large ({_mb(length)} MB) for a login or sign-up form."
+            elif request.content_type == "multipart/form-data":
                 message = (f"The request is too large ({_mb(length)} MB): upload at most "
                            f"{_mb(settings.UPLOAD_MAX_BYTES)} MB per image, {1 + settings.JOB_MAX_STYLES} "
                            f"images at once.")
