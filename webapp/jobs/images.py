@@ -31,6 +31,7 @@ def jobs_using(image: StyleImage):
 def delete_image(image: StyleImage) -> int:
     """Delete the image, its thumbnails and the finished jobs made from it; returns how many jobs
     went with it. Raises ImageInUse while a queued or running job uses it."""
+    image_id = image.pk
     with transaction.atomic():
         active = jobs_using(image).filter(status__in=StyleJob.ACTIVE).count()
         if active:
@@ -42,7 +43,7 @@ def delete_image(image: StyleImage) -> int:
         names = [image.file.name] + _thumbnails_of(image)
         transaction.on_commit(lambda: storage.delete_files(names))
         image.delete()
-    log.info("image %s deleted with %d finished job(s)", image.pk, len(finished))
+    log.info("image %s deleted with %d finished job(s)", image_id, len(finished))
     return len(finished)
 
 
