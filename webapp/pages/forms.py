@@ -291,7 +291,9 @@ class NewJobForm(forms.Form):
         """Show a ConfigError (from validate_params or create_job) next to the input it is about."""
         field = ERROR_FIELDS.get(error.field)
         message = error.reason[:1].upper() + error.reason[1:]
-        if field is None:
+        if error.field == "params":  # about the job as a whole (its cost budget)
+            self.add_error(None, message.rstrip(".") + ".")
+        elif field is None:
             self.add_error(None, f"{label(error.field)}: {error.reason}")
         else:
             self.add_error(field, message.rstrip(".") + ".")
