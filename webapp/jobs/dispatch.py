@@ -38,8 +38,11 @@ def send(job_id: str, task_id: str, priority: int, countdown: float | None = Non
 
 def lanes_behind(job: StyleJob) -> int:
     """How many lanes later than its priority's the job waits: one for each of its owner's other
-    jobs queued or running past QUEUE_SHARE_PER_PERSON (fair share across people, queue/lanes.py)."""
-    others = StyleJob.objects.filter(owner_id=job.owner_id, status__in=StyleJob.ACTIVE).exclude(pk=job.pk).count()
+    jobs queued or running past QUEUE_SHARE_PER_PERSON (fair share across people, queue/lanes.py).
+    Only jobs of the same priority or higher count: a job staff raised goes ahead of its
+    owner's others, as it would have without the fair share."""
+    others = (StyleJob.objects.filter(owner_id=job.owner_id, status__in=StyleJob.ACTIVE, priority__gte=job.priority)
+              .exclude(pk=job.pk).count())
     return max(0, others + 1 - settings.QUEUE_SHARE_PER_PERSON)
 
 
