@@ -38,7 +38,7 @@ run: $(STAMP)
 manage: $(STAMP)
 	@$(PY) scripts/run_local.py manage $(ARGS)
 
-# A person's REST API token for `make run` (made if needed): TOKEN=$$(make -s token NAME=admin)
+# A new REST API token for a person of `make run` (hashed when stored: each call makes a new one): TOKEN=$$(make -s token NAME=admin)
 token: $(STAMP)
 	@test -n "$(NAME)" || { echo 'usage: make token NAME=<username>' >&2; exit 2; }
 	@$(PY) scripts/run_local.py manage api_token $(NAME)

@@ -188,7 +188,7 @@ def _prepare_in_child(count: int) -> None:
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
+    from webapp.api import tokens
 
     call_command("migrate", interactive=False, verbosity=0)
     store = import_module(settings.SESSION_ENGINE).SessionStore
@@ -200,7 +200,7 @@ def _prepare_in_child(count: int) -> None:
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
-        out.append({"username": user.username, "token": Token.objects.create(user=user).key,
+        out.append({"username": user.username, "token": tokens.issue(user),
                     "session_cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}"})
     print(json.dumps(out))
 

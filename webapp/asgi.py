@@ -49,7 +49,7 @@ class SkipOversizedBodies:
             length = int(headers.get(b"content-length", b"0"))
         except ValueError:
             return False
-        limit = body_limit(content_type)
+        limit = body_limit(scope.get("path", ""), content_type)
         return limit is not None and length > limit
 
 

@@ -29,6 +29,8 @@ class StyleImage(models.Model):
     height = models.PositiveIntegerField()
     original_name = models.CharField(max_length=255, blank=True, help_text="For display only (sanitised).")
     created = models.DateTimeField(default=timezone.now)
+    # Size of the stored file: what counts against its owner's STORAGE_QUOTA_BYTES (jobs/quota.py).
+    stored_bytes = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created"]

@@ -42,7 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "webapp.apps.WebappConfig",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens, stored hashed (webapp/api/tokens.py)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets, served from static/ (no CDN)
     "webapp.api.apps.ApiConfig",  # the REST API's own table (idempotency keys)
@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response, also the redirects and refusals below.
+    "webapp.pages.content_security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -223,7 +225,7 @@ LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, min=
 AUTHENTICATION_BACKENDS = ["webapp.pages.login_limit.LoginLimitBackend", "django.contrib.auth.backends.ModelBackend"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",  # first: no credentials → 401, not 403
+        "webapp.api.tokens.HashedTokenAuthentication",  # first: no credentials → 401, not 403
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -248,6 +250,41 @@ SPECTACULAR_SETTINGS = {
     # The cheap job-state poll is a plain async view (webapp/api/live.py): added to the schema here.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webapp.api.live.add_to_schema"],
 }
+
+# -- limits against abuse (README, Security) -------------------------------------------------
+# One job's estimated GPU cost, as a multiple of the `quality` preset's own estimate with one
+# style (webapp/jobs/cost.py reads the preset from stylize.PRESETS): 4 = up to four of them.
+JOB_COST_BUDGET = env_float("JOB_COST_BUDGET", 4.0, min=0.01)
+# Each queued or running job a person has beyond this many sends their next one a Redis
+# lane later (webapp/jobs/dispatch.py), so one person's jobs cannot starve everyone else's.
+QUEUE_SHARE_PER_PERSON = env_int("QUEUE_SHARE_PER_PERSON", 1, min=1)
+# Sign-ups from one address within the window (the "throttle" cache); past it, 429.
+SIGNUPS_PER_IP = env_int("SIGNUPS_PER_IP", 5, min=1)
+SIGNUP_WINDOW_SECONDS = env_int("SIGNUP_WINDOW_SECONDS", 3600, min=1)
+# API requests that carry image files (images/, jobs/ with files), per person: each upload is
+# decoded and re-encoded, so they get a lower rate than API_THROTTLE_RATE.
+API_UPLOAD_THROTTLE_RATE = env_str("API_UPLOAD_THROTTLE_RATE", "120/hour")
+# Bytes of uploaded images one person may keep; past it an upload is 413 with the numbers.
+STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 2 * 1024**3, min=1)
+# Idempotency-Key answers are kept this long (pruned by `manage.py prune_idempotency_keys`,
+# which the reconciler runs on every pass).
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86400, min=60)
+# Bodies of the login and sign-up forms (pages and admin), any content type: refused with 413
+# above this before they are parsed.
+AUTH_FORM_MAX_BYTES = env_int("AUTH_FORM_MAX_BYTES", 16 * 1024, min=1024)
+# Addresses (or CIDR networks) of the reverse proxies in front of gunicorn. X-Forwarded-For is
+# believed only from these; from anyone else REMOTE_ADDR is the client (login and sign-up limits).
+TRUSTED_PROXY_ADDRESSES = env_list("TRUSTED_PROXY_ADDRESSES", [])
+# API tokens (webapp/api/tokens.py): hashed; each lives until revoked or the expiry its maker chose.
+API_TOKENS_PER_PERSON = env_int("API_TOKENS_PER_PERSON", 20, min=1)
+REST_KNOX = {"TOKEN_TTL": None, "AUTO_REFRESH": False, "AUTH_HEADER_PREFIX": "Token"}
+# /api/schema/ and /api/docs/ need a login unless this is on.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)
+# Content-Security-Policy of every response (webapp/pages/security_headers.py).
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'; form-action 'self'")
 
 # -- HTTPS (off under DEBUG: the local run is plain HTTP on localhost) -----------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)

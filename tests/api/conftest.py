@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import caches
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.conftest import flat_png
@@ -20,8 +20,8 @@ def fresh_throttle():
 
 def client_for(person) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=person)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = AuthToken.objects.create(person, expiry=None)  # as tokens.issue() makes them, without its cap
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 

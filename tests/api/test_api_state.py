@@ -76,13 +76,13 @@ def test_it_is_the_owners_only_and_wait_is_bounded(redis_url, api, other_api, ma
 
 def test_a_revoked_token_is_refused_once_the_process_stops_remembering_it(redis_url, api, user, make_job,
                                                                            monkeypatch):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from webapp.api import live as api_live
 
     job = make_job()
     assert state_of(api, job).status_code == 200
-    Token.objects.filter(user=user).delete()
+    AuthToken.objects.filter(user=user).delete()  # revoked
     monkeypatch.setattr(api_live, "AUTH_CACHE_SECONDS", 0)
     api_live._people_by_token.clear()
     assert state_of(api, job).status_code == 401

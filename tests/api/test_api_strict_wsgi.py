@@ -12,7 +12,7 @@ from wsgiref.validate import validator
 
 import pytest
 from django.core.wsgi import get_wsgi_application
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from tests.conftest import flat_png
 
@@ -50,7 +50,7 @@ def multipart(name: str, filename: str, data: bytes) -> tuple[bytes, str]:
 
 @pytest.fixture
 def token(user) -> str:
-    return Token.objects.create(user=user).key
+    return AuthToken.objects.create(user, expiry=None)[1]
 
 
 def test_an_upload_answers_with_a_location_a_strict_server_accepts(token, connection_kept):

@@ -1,7 +1,12 @@
-"""The person's token page: shows, creates and rotates the API token."""
+"""The person's token page: lists the tokens, makes one (shown once), revokes one."""
+
+import re
 
 import pytest
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from webapp.api import tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -11,14 +16,43 @@ def test_the_page_needs_a_login(client):
     assert response.status_code == 302 and "login" in response["Location"]
 
 
-def test_it_creates_then_rotates_the_token(client, user):
+def works(token: str) -> bool:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client.get("/api/v1/images/").status_code == 200
+
+
+def test_a_new_token_is_shown_once_and_never_again(client, user):
     client.force_login(user)
     assert b"no token yet" in client.get("/api/token/").content
-    client.post("/api/token/")
-    first = Token.objects.get(user=user).key
-    assert first.encode() in client.get("/api/token/").content
-    client.post("/api/token/")
-    assert Token.objects.get(user=user).key != first
+    page = client.post("/api/token/", {"expires_in_days": "0"}).content.decode()
+    token = re.search(r'value="([0-9a-f]{64})"', page).group(1)
+    assert works(token) and "shown only this once" in page
+    assert token not in client.get("/api/token/").content.decode()
+    assert AuthToken.objects.get(user=user).expiry is None
+
+
+def test_a_token_can_be_made_to_expire(client, user):
+    client.force_login(user)
+    client.post("/api/token/", {"expires_in_days": "30"})
+    assert AuthToken.objects.get(user=user).expiry is not None
+    assert client.post("/api/token/", {"expires_in_days": "12345"}).status_code == 400
+
+
+def test_a_token_is_revoked_from_the_page_and_stops_working(client, user, other):
+    client.force_login(user)
+    token, kept = tokens.issue(user), tokens.issue(user)
+    digest = next(row.digest for row in AuthToken.objects.filter(user=user) if token.startswith(row.token_key))
+    assert digest.encode() in client.get("/api/token/").content  # the revoke button names the hash, not the token
+    client.post("/api/token/", {"revoke": digest})
+    assert not works(token) and works(kept)
+
+
+def test_nobody_revokes_another_persons_token(client, user, other):
+    theirs = tokens.issue(other)
+    client.force_login(user)
+    client.post("/api/token/", {"revoke": AuthToken.objects.get(user=other).digest})
+    assert works(theirs)
 
 
 def test_every_page_links_to_the_token_page(client, django_user_model):

@@ -18,7 +18,8 @@ def compose_raw() -> dict:
 @pytest.fixture(scope="session")
 def compose(compose_raw) -> dict:
     """The compose file as docker compose sees it with only the required variables in .env."""
-    return interpolate(compose_raw, {"SECRET_KEY": secrets.token_urlsafe(50), "POSTGRES_PASSWORD": "pw-123"})
+    return interpolate(compose_raw, {"SECRET_KEY": secrets.token_urlsafe(50), "POSTGRES_PASSWORD": "pw-123",
+                                     "REDIS_PASSWORD": "redis-pw-456"})
 
 
 @pytest.fixture(scope="session")

@@ -174,12 +174,25 @@ def test_the_required_settings_are_set_for_production(compose, name):
         assert env[required], required
     assert env["DEBUG"] == "0"
     assert env["DATABASE_URL"].startswith("postgres://stylize:pw-123@postgres:5432/")
-    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert env["REDIS_URL"] == "redis://:redis-pw-456@redis:6379/0"
 
 
-def test_secret_key_and_the_database_password_must_come_from_the_env_file(compose_raw):
-    for missing in ("SECRET_KEY", "POSTGRES_PASSWORD"):
-        env = {"SECRET_KEY": "k" * 50, "POSTGRES_PASSWORD": "pw-123"}
+def test_redis_asks_for_the_password_that_redis_url_carries(compose):
+    redis = compose["services"]["redis"]
+    options = dict(zip(redis["command"][1::2], redis["command"][2::2]))
+    assert options["--requirepass"] == "redis-pw-456"
+    assert redis["environment"]["REDISCLI_AUTH"] == "redis-pw-456"  # the health check's redis-cli
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_the_web_port_is_published_on_the_hosts_loopback_only(compose):
+    (port,) = compose["services"]["web"]["ports"]
+    assert port == "127.0.0.1:8000:8000"
+
+
+def test_secret_key_and_the_database_and_redis_passwords_must_come_from_the_env_file(compose_raw):
+    for missing in ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"):
+        env = {"SECRET_KEY": "k" * 50, "POSTGRES_PASSWORD": "pw-123", "REDIS_PASSWORD": "redis-pw-456"}
         del env[missing]
         with pytest.raises(MissingVariable, match=missing):
             interpolate(compose_raw, env)
@@ -215,7 +228,7 @@ def test_the_settings_load_and_pass_the_deploy_checks_with_the_web_containers_en
     assert run.returncode == 0, run.stdout + run.stderr
     loaded = json.loads(run.stdout.strip().splitlines()[-1])
     assert loaded == {"debug": False, "hosts": ["localhost", "127.0.0.1"], "engine": "django.db.backends.postgresql",
-                      "db_host": "postgres", "broker": "redis://redis:6379/0", "media": "/data/media",
+                      "db_host": "postgres", "broker": "redis://:redis-pw-456@redis:6379/0", "media": "/data/media",
                       "static": "/app/staticfiles"}
 
 
@@ -232,7 +245,8 @@ def compose_command() -> list[str] | None:
 
 @pytest.mark.skipif(compose_command() is None, reason="neither `docker compose` nor docker-compose is installed")
 def test_docker_compose_itself_accepts_the_file(tmp_path):
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SECRET_KEY": "k" * 50, "POSTGRES_PASSWORD": "pw"}
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SECRET_KEY": "k" * 50, "POSTGRES_PASSWORD": "pw",
+           "REDIS_PASSWORD": "rpw"}
     run = subprocess.run([*compose_command(), "--project-directory", str(REPO), "-f", str(REPO / "docker-compose.yml"),
                           "config", "--quiet"], env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr

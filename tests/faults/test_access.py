@@ -263,7 +263,7 @@ def test_the_api_with_a_session_refuses_writes_without_the_csrf_token(csrf_brows
 
 # -- the admin -------------------------------------------------------------------------------------
 
-ADMIN_URLS = ["/admin/", "/admin/auth/user/", "/admin/authtoken/tokenproxy/"]
+ADMIN_URLS = ["/admin/", "/admin/auth/user/", "/admin/knox/authtoken/"]
 
 
 @pytest.mark.parametrize("url", ADMIN_URLS)
@@ -339,8 +339,22 @@ def test_one_address_guessing_at_many_usernames_is_stopped_there_only(client, ad
     assert log_in(client, "ada", REMOTE_ADDR="198.51.100.2").status_code == 302
 
 
-def test_behind_the_proxy_the_address_is_the_one_the_proxy_saw(client, ada, settings):
-    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+def test_a_locked_username_still_lets_its_owner_in_from_an_address_that_has_not_failed(client, ada):
+    fail(client, "ada", 5, REMOTE_ADDR="203.0.113.7")  # a guesser locks the username...
+    assert log_in(client, "ada", REMOTE_ADDR="203.0.113.7").status_code == 429
+    response = log_in(Client(), "ada", REMOTE_ADDR="198.51.100.2")  # ...but not its owner, elsewhere
+    assert response.status_code == 302
+
+
+def test_a_locked_username_gives_each_new_address_one_wrong_guess_at_most(client, ada):
+    fail(client, "ada", 5, REMOTE_ADDR="203.0.113.7")
+    fail(client, "ada", 1, REMOTE_ADDR="203.0.113.8")  # checked: this address had not failed
+    response = log_in(client, "ada", REMOTE_ADDR="203.0.113.8")  # now it has: refused, right password or not
+    assert response.status_code == 429 and not logged_in(client)
+
+
+def test_behind_a_trusted_proxy_the_address_is_the_one_the_proxy_saw(client, ada, settings):
+    settings.TRUSTED_PROXY_ADDRESSES = ["10.0.0.0/8"]
     settings.LOGIN_FAILURES_PER_IP = 2
     proxy = {"REMOTE_ADDR": "10.0.0.2"}
     # The client may send any X-Forwarded-For; the proxy appends the address it saw.
@@ -348,6 +362,21 @@ def test_behind_the_proxy_the_address_is_the_one_the_proxy_saw(client, ada, sett
         fail(client, "someone", 1, HTTP_X_FORWARDED_FOR=f"{forged}, 203.0.113.7", **proxy)
     assert log_in(client, "ada", HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.7", **proxy).status_code == 429
     assert log_in(client, "ada", HTTP_X_FORWARDED_FOR="198.51.100.2", **proxy).status_code == 302
+
+
+def test_two_trusted_proxies_in_a_row_are_both_looked_past(rf, settings):
+    settings.TRUSTED_PROXY_ADDRESSES = ["10.0.0.2", "10.0.0.3"]
+    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.1.1.1, 203.0.113.7, 10.0.0.3")
+    assert login_limit.client_ip(request) == "203.0.113.7"
+
+
+def test_a_client_that_connects_directly_cannot_choose_its_address_with_x_forwarded_for(client, ada, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # a proxy is said to be there...
+    settings.TRUSTED_PROXY_ADDRESSES = ["10.0.0.2"]
+    settings.LOGIN_FAILURES_PER_IP = 2
+    for forged in ("1.1.1.1", "2.2.2.2"):  # ...but this client connects straight to gunicorn
+        fail(client, "someone", 1, HTTP_X_FORWARDED_FOR=forged, REMOTE_ADDR="203.0.113.7")
+    assert log_in(client, "ada", HTTP_X_FORWARDED_FOR="4.4.4.4", REMOTE_ADDR="203.0.113.7").status_code == 429
 
 
 def test_the_count_expires_after_the_window(client, ada, settings):

@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from stylize.config import StyleConfig
@@ -39,7 +39,7 @@ def throttle_in(settings):
 @pytest.fixture
 def api(person) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=person).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(person, expiry=None)[1]}")
     return client
 
 

@@ -105,15 +105,36 @@ def test_the_hard_time_limit_fails_the_job_from_the_workers_parent_process(queue
     assert job.status == Status.FAILED and "was stopped" in job.error
 
 
-def test_an_unexpected_error_fails_the_job_with_its_traceback(queued_job, monkeypatch):
+def test_an_unexpected_error_fails_the_job_with_a_plain_message_and_its_traceback_for_the_admin(
+        queued_job, monkeypatch):
     def broken(*args, **kwargs):
-        raise ZeroDivisionError("division by zero")
+        raise KeyError("/srv/app/secret/path.py")
 
     monkeypatch.setattr(stylize, "run", broken)
     assert run_message(queued_job) == Status.FAILED
     job = reload(queued_job)
-    assert job.error == "Internal error: ZeroDivisionError: division by zero"
+    assert job.error == "Internal error while running the job. The details are kept for the administrators."
     assert "Traceback" in job.error_traceback and "broken" in job.error_traceback
+    assert "KeyError" in job.error_traceback and "/srv/app/secret/path.py" in job.error_traceback
+
+
+@pytest.mark.parametrize("error", [OSError(2, "No such file or directory", "/data/media/uploads/x.png"),
+                                   stylize.ImageError("cannot open /data/media/uploads/x.png: gone"),
+                                   stylize.WeightsError("VGG19 state-dict file /opt/weights.pth does not exist.")],
+                         ids=["os-error", "image-error", "weights-error"])
+def test_a_failed_job_shows_its_owner_no_path_and_no_exception_but_keeps_them_for_the_admin(
+        queued_job, monkeypatch, sent, error):
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(stylize, "run", broken)
+    queued_job.max_attempts = 1  # an OSError would be retried otherwise
+    StyleJob.objects.filter(pk=queued_job.pk).update(max_attempts=1)
+    run_message(queued_job)
+    job = reload(queued_job)
+    assert job.status == Status.FAILED and job.error
+    assert "/" not in job.error and type(error).__name__ not in job.error and "Errno" not in job.error
+    assert "/data/media/uploads/x.png" in job.error_traceback or "/opt/weights.pth" in job.error_traceback
 
 
 def test_a_storage_error_queues_the_job_again(queued_job, monkeypatch, sent):
@@ -122,7 +143,7 @@ def test_a_storage_error_queues_the_job_again(queued_job, monkeypatch, sent):
 
     monkeypatch.setattr(run.storage, "open_image", unreachable)
     assert run_message(queued_job) == Status.QUEUED
-    assert reload(queued_job).error.startswith("Could not read or write a file")
+    assert reload(queued_job).error.startswith("A stored file could not be read or written.")
 
 
 class WorkerDied(BaseException):

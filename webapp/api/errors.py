@@ -7,6 +7,7 @@ from rest_framework.exceptions import APIException
 
 import stylize
 from webapp.jobs.lifecycle import JobInputError, JobLimitReached, JobStateError
+from webapp.jobs.quota import QuotaExceeded
 from webapp.jobs.storage import UploadTooLarge
 
 
@@ -36,7 +37,7 @@ class Conflict(APIException):
 
 def image_error(exc: stylize.ImageError) -> APIException:
     """413 for a file or picture over the limits, 415 for anything that is not a usable image."""
-    if isinstance(exc, (UploadTooLarge, stylize.ImageTooLarge)):
+    if isinstance(exc, (UploadTooLarge, stylize.ImageTooLarge, QuotaExceeded)):
         return TooLarge(str(exc))
     return UnsupportedImage(str(exc))
 

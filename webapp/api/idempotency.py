@@ -1,13 +1,18 @@
 """`Idempotency-Key` on POSTs: the first successful response is stored (in the database, in the
 same transaction as what it created) and a retry with the same key by the same person gets it
 back, with `Idempotent-Replayed: true`, creating nothing. Errors are not stored: a retry after
-a 4xx/5xx is a new attempt. A key reused for another URL is a 422."""
+a 4xx/5xx is a new attempt. A key reused for another URL is a 422. Answers are kept for
+IDEMPOTENCY_KEY_TTL_SECONDS (a day): an older key counts as new, and prune() deletes them
+(`manage.py prune_idempotency_keys`, run by the reconciler on every pass)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Callable
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -45,6 +50,7 @@ def idempotent(request, create: Callable[[], Response]) -> Response:
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationError({HEADER: [f"must be 1 to {MAX_KEY_LENGTH} characters"]})
+    _expired().filter(owner=request.user, key=key).delete()
     record = IdempotencyKey.objects.filter(owner=request.user, key=key).first()
     if record is not None:
         return _replay(request, record)
@@ -63,3 +69,13 @@ def idempotent(request, create: Callable[[], Response]) -> Response:
     except _Replay:
         return _replay(request, IdempotencyKey.objects.get(owner=request.user, key=key))
     return response
+
+
+def _expired():
+    return IdempotencyKey.objects.filter(
+        created__lt=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS))
+
+
+def prune() -> int:
+    """Delete the answers older than IDEMPOTENCY_KEY_TTL_SECONDS; returns how many."""
+    return _expired().delete()[0]

@@ -4,9 +4,11 @@ defaults and bounds)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
-from typing import Any
+import math
+from typing import Any, Callable
 
 from django.conf import settings
 from django.urls import reverse
@@ -50,6 +52,29 @@ class ParamsField(serializers.JSONField):
         return data
 
 
+class CappedListField(serializers.ListField):
+    """A list refused by its length before any item is validated: DRF's own max_length is a
+    validator that runs after every item (an image id is a query each), so 10 000 ids would
+    cost 10 000 queries before the 400. `cap` is read at each request (settings can change)."""
+
+    def __init__(self, *, cap: Callable[[], int], **kwargs):
+        self.cap = cap
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and len(data) > self.cap():
+            raise serializers.ValidationError(f"at most {self.cap()} items, not {len(data)}")
+        return super().to_internal_value(data)
+
+
+def _batch_cap() -> int:
+    return settings.API_BATCH_MAX_JOBS
+
+
+def _styles_cap() -> int:
+    return settings.JOB_MAX_STYLES
+
+
 def _check_style_count(count: int) -> None:
     """Before any uploaded file is stored (the view stores them after validation)."""
     try:
@@ -66,7 +91,14 @@ def _check_params(params: dict, num_styles: int, preset: str | None) -> None:
 
 
 PRESET_CHOICES = tuple(stylize.PRESETS)
-PRIORITY = dict(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, default=0)
+PRIORITY = dict(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, default=0,
+                help_text="Staff only (anyone else: leave it out or 0). Higher runs sooner.")
+
+
+def _check_priority(serializer: serializers.Serializer, priority: int) -> None:
+    """Only staff choose a priority: anyone else's would jump the queue (and the fair share)."""
+    if priority and not serializer.context["request"].user.is_staff:
+        raise serializers.ValidationError({"priority": ["only staff may set a priority; leave it out"]})
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -96,8 +128,8 @@ class JobCreateSerializer(serializers.Serializer):
 
     content = OwnImageField(required=False)
     content_file = serializers.FileField(required=False)
-    styles = serializers.ListField(child=OwnImageField(), required=False, default=list)
-    style_files = serializers.ListField(child=serializers.FileField(), required=False, default=list)
+    styles = CappedListField(child=OwnImageField(), cap=_styles_cap, required=False, default=list)
+    style_files = CappedListField(child=serializers.FileField(), cap=_styles_cap, required=False, default=list)
     params = ParamsField(required=False, default=dict)
     preset = serializers.ChoiceField(choices=PRESET_CHOICES, required=False, allow_null=True, default=None)
     priority = serializers.IntegerField(**PRIORITY)
@@ -105,6 +137,7 @@ class JobCreateSerializer(serializers.Serializer):
     def validate(self, data):
         if ("content" in data) == ("content_file" in data):
             raise serializers.ValidationError({"content": ["give exactly one of content and content_file"]})
+        _check_priority(self, data["priority"])
         num_styles = len(data["styles"]) + len(data["style_files"])
         _check_style_count(num_styles)
         _check_params(data["params"], num_styles, data["preset"])
@@ -172,15 +205,26 @@ class JobAcceptedSerializer(serializers.Serializer):
 
 class PairSerializer(serializers.Serializer):
     content = OwnImageField()
-    styles = serializers.ListField(child=OwnImageField(), min_length=1)
+    styles = CappedListField(child=OwnImageField(), cap=_styles_cap, min_length=1)
     params = ParamsField(required=False, default=dict, help_text="Overrides the batch's params for this item.")
+
+
+class GridValuesField(serializers.DictField):
+    """Option name → values; refused by its size before any value is looked at: no more names
+    than StyleConfig has options, no more values per name than a batch may have jobs."""
+
+    def to_internal_value(self, data):
+        options = len(dataclasses.fields(stylize.StyleConfig))
+        if isinstance(data, dict) and len(data) > options:
+            raise serializers.ValidationError(f"at most {options} options, not {len(data)}")
+        return super().to_internal_value(data)
 
 
 class GridSerializer(serializers.Serializer):
     content = OwnImageField()
-    styles = serializers.ListField(child=OwnImageField(), min_length=1)
-    values = serializers.DictField(
-        child=serializers.ListField(child=serializers.JSONField(), min_length=1), allow_empty=False,
+    styles = CappedListField(child=OwnImageField(), cap=_styles_cap, min_length=1)
+    values = GridValuesField(
+        child=CappedListField(child=serializers.JSONField(), cap=_batch_cap, min_length=1), allow_empty=False,
         help_text='Option name → the values to try; one job per combination, e.g. '
                   '{"style_weight": [1e4, 1e5], "tv_weight": [0, 1]}.')
 
@@ -189,13 +233,21 @@ class BatchCreateSerializer(serializers.Serializer):
     """Exactly one of: `contents` × `styles` (every pair, one style each), `pairs`, or `grid`."""
 
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
-    contents = serializers.ListField(child=OwnImageField(), required=False, min_length=1)
-    styles = serializers.ListField(child=OwnImageField(), required=False, min_length=1)
-    pairs = PairSerializer(many=True, required=False)
+    contents = CappedListField(child=OwnImageField(), cap=_batch_cap, required=False, min_length=1)
+    styles = CappedListField(child=OwnImageField(), cap=_batch_cap, required=False, min_length=1)
+    pairs = PairSerializer(many=True, required=False)  # its length is checked in to_internal_value
     grid = GridSerializer(required=False)
     params = ParamsField(required=False, default=dict, help_text="Shared by every job of the batch.")
     preset = serializers.ChoiceField(choices=PRESET_CHOICES, required=False, allow_null=True, default=None)
     priority = serializers.IntegerField(**PRIORITY)
+
+    def to_internal_value(self, data):
+        # Before any field: a list of pairs past the cap is refused without a query for each item.
+        pairs = data.get("pairs") if isinstance(data, dict) else None
+        if isinstance(pairs, list) and len(pairs) > settings.API_BATCH_MAX_JOBS:
+            raise serializers.ValidationError(
+                {"pairs": [f"at most {settings.API_BATCH_MAX_JOBS} items, not {len(pairs)}"]})
+        return super().to_internal_value(data)
 
     def validate(self, data):
         modes = [m for m in ("contents", "pairs", "grid") if m in data]
@@ -204,6 +256,13 @@ class BatchCreateSerializer(serializers.Serializer):
                 {"non_field_errors": ["give exactly one of contents (with styles), pairs or grid"]})
         if ("styles" in data) != ("contents" in data):
             raise serializers.ValidationError({"styles": ["contents and styles go together"]})
+        _check_priority(self, data["priority"])
+        # Counted with arithmetic before anything is built: a grid of 40 options × 2 values is
+        # 2^40 jobs, refused here in microseconds instead of built entry by entry.
+        count = _job_count(data)
+        if count > settings.API_BATCH_MAX_JOBS:
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"the batch has {count} jobs; at most {settings.API_BATCH_MAX_JOBS}"]})
         shared = data["params"]
         if "contents" in data:
             plan = [(c, [s], shared) for c, s in itertools.product(data["contents"], data["styles"])]
@@ -216,14 +275,19 @@ class BatchCreateSerializer(serializers.Serializer):
                     for combo in itertools.product(*(grid["values"][n] for n in names))]
         if not plan:
             raise serializers.ValidationError({"non_field_errors": ["the batch has no jobs"]})
-        if len(plan) > settings.API_BATCH_MAX_JOBS:
-            raise serializers.ValidationError(
-                {"non_field_errors": [f"the batch has {len(plan)} jobs; at most {settings.API_BATCH_MAX_JOBS}"]})
         for content, styles, params in plan:
             _check_style_count(len(styles))
             _check_params(params, len(styles), data["preset"])
         data["plan"] = plan
         return data
+
+
+def _job_count(data: dict) -> int:
+    if "contents" in data:
+        return len(data["contents"]) * len(data["styles"])
+    if "pairs" in data:
+        return len(data["pairs"])
+    return math.prod(len(values) for values in data["grid"]["values"].values())
 
 
 class BatchAcceptedSerializer(serializers.Serializer):

@@ -1,11 +1,12 @@
 """/api/v1/… (router), /api/schema/ (OpenAPI 3), /api/docs/ (Swagger UI from local static files),
-/api/token/ (the person's token page)."""
+/api/token/ (the person's token page). Schema and docs need a login unless API_DOCS_PUBLIC."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from . import live, views
+from .docs_access import DocsReaders, login_unless_public
 from .token_page import token_page
 
 router = DefaultRouter()
@@ -18,7 +19,9 @@ urlpatterns = [
     path("v1/jobs/<uuid:pk>/state", live.job_state, name="job-state"),
     path("v1/batches/<uuid:pk>/results.zip", views.BatchViewSet.as_view({"get": "results"}), name="batch-results"),
     path("v1/", include(router.urls)),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[DocsReaders]), name="schema"),
     path("token/", token_page, name="token"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # The split view serves Swagger UI's script as a file (?script), which the CSP allows.
+    path("docs/", login_unless_public(SpectacularSwaggerSplitView.as_view(
+        url_name="api:schema", permission_classes=[DocsReaders])), name="docs"),
 ]

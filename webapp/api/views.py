@@ -18,7 +18,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 import stylize
-from webapp.jobs import lifecycle, storage
+from webapp.jobs import images, lifecycle, storage
 from webapp.jobs.storage import serve
 from webapp.models import Batch, StyleImage, StyleJob
 
@@ -27,6 +27,7 @@ from .errors import Conflict, JobCapReached, config_error, image_error, job_erro
 from .idempotency import HEADER, idempotent
 from .models import IdempotencyKey
 from .parsers import JobJSONParser
+from .throttling import UploadRateThrottle
 from .zipstream import zip_stream
 
 Status = StyleJob.Status
@@ -37,7 +38,7 @@ IDEMPOTENCY = OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=Fa
 ERRORS = {400: OpenApiResponse(description="Invalid input; the body names the field."),
           401: OpenApiResponse(description="No or bad token."),
           404: OpenApiResponse(description="Not found (or another person's).")}
-UPLOAD_ERRORS = {413: OpenApiResponse(description="File or picture too large."),
+UPLOAD_ERRORS = {413: OpenApiResponse(description="File or picture too large, or your storage quota full."),
                  415: OpenApiResponse(description="Not an image, or an unsupported format.")}
 CAP = {429: OpenApiResponse(description="Too many jobs queued or running, or too many requests.")}
 UNAVAILABLE = {503: OpenApiResponse(description="The job queue is unavailable; nothing was started. Try again "
@@ -84,10 +85,25 @@ def _store(request, uploaded) -> StyleImage:
 @extend_schema_view(
     list=extend_schema(summary="Your images"),
     retrieve=extend_schema(summary="One of your images", responses={200: s.ImageSerializer, **ERRORS}),
+    destroy=extend_schema(summary="Delete an image", description="Frees its room in your storage quota. The "
+                          "finished jobs made from it (as content or style) are deleted with it; while a queued or "
+                          "running job uses it, it is 409.",
+                          responses={204: None, 409: OpenApiResponse(description="A queued or running job uses "
+                                                                                 "it."), **ERRORS}),
 )
-class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                   viewsets.GenericViewSet):
     serializer_class = s.ImageSerializer
     parser_classes = [MultiPartParser, FormParser]
+
+    def get_throttles(self):
+        return [*super().get_throttles(), UploadRateThrottle()]
+
+    def perform_destroy(self, image: StyleImage) -> None:
+        try:
+            images.delete_image(image)
+        except images.ImageInUse as exc:
+            raise Conflict(str(exc))
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no person
@@ -125,6 +141,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
                  viewsets.GenericViewSet):
     serializer_class = s.JobSerializer
     parser_classes = [JobJSONParser, MultiPartParser, FormParser]
+
+    def get_throttles(self):
+        return [*super().get_throttles(), UploadRateThrottle()]  # multipart jobs carry image files
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -51,7 +51,7 @@ from ..models import Batch, JobArtifact, JobAttempt, JobStyle, StyleImage, Style
 from ..numbers import finite_float
 from ..queue import broker
 from ..queue.lanes import MAX_PRIORITY, MIN_PRIORITY
-from . import live, storage
+from . import cost, live, storage
 from .dispatch import NOT_SENT_ERROR, new_task_id, send_on_commit
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ def validate_params(params: Mapping, num_styles: int, preset: str | None = None)
             offered = [v for v in field_info(name).metadata["choices"] if (name, v) not in NOT_OFFERED]
             raise stylize.ConfigError(name, f"{value!r} is not offered here; choose {' or '.join(offered)}")
     config.blend_weights(num_styles)  # one blend weight per style image, when given
+    cost.check(config, num_styles)  # the GPU budget of one job (JOB_COST_BUDGET)
     return config
 
 

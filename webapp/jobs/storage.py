@@ -35,6 +35,7 @@ from PIL import Image
 import stylize
 
 from ..models import StyleImage, StyleJob
+from . import quota
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,19 @@ def store_upload(owner, uploaded: IO[bytes]) -> StyleImage:
     existing = StyleImage.objects.filter(owner=owner, sha256=sha256).first()
     if existing:
         return existing
+    quota.check(owner, len(data))  # before decoding: the bytes as uploaded, a first estimate
 
     source = io.BytesIO(data)
     source.name = display_name or "the image"  # names the file in load_image's error messages
     image = stylize.load_image(source, max_pixels=settings.UPLOAD_MAX_PIXELS)  # upright, metadata dropped
     encoded, extension = _reencode(image, _format_of(data))
+    quota.check(owner, len(encoded))  # what will be stored
     name = default_storage.save(new_name("uploads/", extension), ContentFile(encoded))
     try:
         with transaction.atomic():
             return StyleImage.objects.create(owner=owner, file=name, sha256=sha256, width=image.width,
-                                             height=image.height, original_name=display_name)
+                                             height=image.height, original_name=display_name,
+                                             stored_bytes=len(encoded))
     except IntegrityError:  # the same file, uploaded at the same moment by the same owner
         default_storage.delete(name)
         return StyleImage.objects.get(owner=owner, sha256=sha256)

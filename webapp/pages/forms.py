@@ -25,7 +25,7 @@ import stylize
 from stylize.config import MAX_LAYER_WEIGHT, MAX_SIZE, PRESETS, StyleConfig
 from stylize.vgg import LAYER_NAMES, layer_channels
 
-from ..jobs import lifecycle, storage
+from ..jobs import lifecycle, quota, storage
 from ..jobs.present import LABELS, label
 from ..models import StyleImage
 from ..numbers import finite_float
@@ -282,7 +282,8 @@ class NewJobForm(forms.Form):
         """The HTTP status of the page that shows this form's errors, as the API would answer:
         413 for a file or picture over the limits, 415 for a file that is not a usable image,
         400 for anything else."""
-        if any(isinstance(e, (storage.UploadTooLarge, stylize.ImageTooLarge)) for e in self.upload_errors):
+        if any(isinstance(e, (storage.UploadTooLarge, stylize.ImageTooLarge, quota.QuotaExceeded))
+               for e in self.upload_errors):
             return 413
         return 415 if self.upload_errors else 400
 
@@ -290,7 +291,9 @@ class NewJobForm(forms.Form):
         """Show a ConfigError (from validate_params or create_job) next to the input it is about."""
         field = ERROR_FIELDS.get(error.field)
         message = error.reason[:1].upper() + error.reason[1:]
-        if field is None:
+        if error.field == "params":  # about the job as a whole (its cost budget)
+            self.add_error(None, message.rstrip(".") + ".")
+        elif field is None:
             self.add_error(None, f"{label(error.field)}: {error.reason}")
         else:
             self.add_error(field, message.rstrip(".") + ".")

@@ -5,6 +5,8 @@ or body. It refuses form fields or a body past DATA_UPLOAD_MAX_MEMORY_SIZE with 
 spools any amount of file data to disk first, and DRF's JSON parser reads a body of any size.
 RequestSizeLimitMiddleware looks at Content-Length before all of that:
 
+    login and sign-up   AUTH_FORM_MAX_BYTES, whatever the content type (the pages' and the
+                        admin's: they take a few short fields and no file)
     multipart (files)   (1 + JOB_MAX_STYLES) files of UPLOAD_MAX_BYTES, plus
                         DATA_UPLOAD_MAX_MEMORY_SIZE of form fields
     anything else       DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -25,6 +27,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views import defaults
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,18 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.3g}"  # as storage.UploadTooLarge says it
 
 
-def body_limit(content_type: str) -> int | None:
-    """The most bytes a request's body of this type (without its parameters) may have (None: no limit)."""
+AUTH_FORMS = ("pages:login", "pages:signup", "admin:login")
+
+
+def _auth_form_paths() -> set[str]:
+    return {reverse(name) for name in AUTH_FORMS}
+
+
+def body_limit(path: str, content_type: str) -> int | None:
+    """The most bytes a request's body to `path` of this type (without its parameters) may have
+    (None: no limit)."""
+    if path in _auth_form_paths():
+        return settings.AUTH_FORM_MAX_BYTES
     fields = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if content_type == "multipart/form-data":
         return (1 + settings.JOB_MAX_STYLES) * settings.UPLOAD_MAX_BYTES + (fields or 0)
@@ -87,10 +100,12 @@ class RequestSizeLimitMiddleware:
 
 def too_large(request: HttpRequest) -> str | None:
     """Why the request's body is refused (its Content-Length is over body_limit()), or None."""
-    limit, length = body_limit(request.content_type), _content_length(request)
+    limit, length = body_limit(request.path_info, request.content_type), _content_length(request)
     if limit is None or length <= limit:
         return None
     log.warning("refused a %s body of %d bytes to %s (limit %d)", request.content_type, length, request.path, limit)
+    if request.path_info in _auth_form_paths():
+        return f"The request is too large ({_mb(length)} MB) for a login or sign-up form."
     if request.content_type == "multipart/form-data":
         return (f"The request is too large ({_mb(length)} MB): upload at most {_mb(settings.UPLOAD_MAX_BYTES)} "
                 f"MB per image, {1 + settings.JOB_MAX_STYLES} images at once.")

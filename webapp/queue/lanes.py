@@ -8,6 +8,11 @@ Kombu's Redis transport keeps one list per priority lane, 0 … LANES - 1, and s
 first. A job's priority (higher first, MIN_PRIORITY … MAX_PRIORITY, 0 by default) maps to a
 lane with lane(): priority 0 is DEFAULT_LANE, and each step up or down is one lane, so that
 raising a job once serves it sooner; past the ends the priorities share lane 0 or the last one.
+
+Fair share: `behind` moves a message that many lanes later. dispatch.py gives each job of a
+person who already has QUEUE_SHARE_PER_PERSON jobs queued or running one lane more per
+extra job, so a second person's first job waits behind nobody's fifth (Redis serves lane 0
+first, and each lane in order of arrival).
 """
 
 QUEUE = "gpu"
@@ -18,7 +23,7 @@ DEFAULT_LANE = 4
 MIN_PRIORITY, MAX_PRIORITY = -9, 9
 
 
-def lane(priority: int) -> int:
-    """The Redis lane of a job's priority."""
-    return max(0, min(LANES - 1, DEFAULT_LANE - priority))
+def lane(priority: int, behind: int = 0) -> int:
+    """The Redis lane of a job's priority, `behind` lanes later (its owner's other jobs, see above)."""
+    return max(0, min(LANES - 1, DEFAULT_LANE - priority + max(0, behind)))
 

@@ -24,6 +24,7 @@ from . import progress
 log = logging.getLogger(__name__)
 
 Status = StyleJob.Status
+ADMINS_TOLD = "The details are kept for the administrators."
 
 
 def execute(job: StyleJob) -> str:
@@ -42,13 +43,21 @@ def execute(job: StyleJob) -> str:
                           f"size or fewer iterations.")
     except stylize.DeviceMemoryError as exc:
         return _fail(job, str(exc))  # the message names a size that fits; retrying would not help
-    except (stylize.ImageError, stylize.ConfigError, stylize.WeightsError) as exc:
+    except stylize.ConfigError as exc:  # the params no longer validate: the message names the option
         return _fail(job, str(exc), traceback.format_exc())
-    except OSError as exc:  # storage or network: may pass, so the job is retried while it has attempts
-        return _fail(job, f"Could not read or write a file: {exc}", traceback.format_exc(), retryable=True)
-    except Exception as exc:
+    # The owner sees a plain sentence; what went wrong (paths, the exception and its repr)
+    # stays in error_traceback, which only the admin shows.
+    except stylize.ImageError:
+        return _fail(job, "One of the job's images could not be read when it ran.", traceback.format_exc())
+    except stylize.WeightsError:
+        return _fail(job, f"The worker could not load the neural network's weights. {ADMINS_TOLD}",
+                     traceback.format_exc())
+    except OSError:  # storage or network: may pass, so the job is retried while it has attempts
+        return _fail(job, f"A stored file could not be read or written. {ADMINS_TOLD}", traceback.format_exc(),
+                     retryable=True)
+    except Exception:
         log.exception("job %s crashed", job.pk)
-        return _fail(job, f"Internal error: {type(exc).__name__}: {exc}", traceback.format_exc())
+        return _fail(job, f"Internal error while running the job. {ADMINS_TOLD}", traceback.format_exc())
 
 
 def _fail(job: StyleJob, error: str, tb: str = "", retryable: bool = False) -> str:

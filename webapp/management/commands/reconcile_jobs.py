@@ -1,5 +1,6 @@
 """`manage.py reconcile_jobs [--every SECONDS] [--alive-file PATH]`: send again the queued jobs the
-broker lost, requeue the running jobs whose worker went silent (webapp/jobs/reconcile.py)."""
+broker lost, requeue the running jobs whose worker went silent (webapp/jobs/reconcile.py); with
+--every, each pass also prunes old Idempotency-Key answers (prune_idempotency_keys)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
+from webapp.api.idempotency import prune as prune_idempotency_keys
 from webapp.jobs.reconcile import reconcile
 from webapp.queue.broker import BrokerUnavailable
 
@@ -52,6 +54,7 @@ class Command(BaseCommand):
 
     def one_pass(self) -> None:
         close_old_connections()  # a long-running process: drop a connection the database closed
+        self.prune()
         try:
             report = reconcile()
         except BrokerUnavailable as exc:
@@ -62,3 +65,14 @@ class Command(BaseCommand):
             return
         if report.resent or report.requeued:
             log.info("reconciled: %s", report)
+
+    def prune(self) -> None:
+        """The housekeeping of the loop: Idempotency-Key answers past their time (a DELETE that
+        needs only the database, so it runs even while the broker is away)."""
+        try:
+            pruned = prune_idempotency_keys()
+        except Exception:
+            log.exception("pruning idempotency keys failed")
+            return
+        if pruned:
+            log.info("pruned %d idempotency key(s)", pruned)

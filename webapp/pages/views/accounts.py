@@ -19,9 +19,13 @@ from ..forms import SignupForm
 def signup(request):
     if request.user.is_authenticated:
         return redirect("pages:job_list")
+    if request.method == "POST" and login_limit.signup_refused(request):
+        return render(request, "registration/signup.html",
+                      {"form": SignupForm(), "refused": login_limit.TOO_MANY_SIGNUPS}, status=429)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
+        login_limit.record_signup(request)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.get_username()}! Start with a photo and a painting.")
         return redirect("pages:new_job")
