@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from webapp.queue.lanes import QUEUE
+from webapp.queue.lanes import WORKER_QUEUES
 
 REDIS_START_TIMEOUT = 20  # s
 
@@ -71,11 +71,11 @@ def wait_for_redis(url: str, running: Callable[[], bool], timeout: float = REDIS
 
 
 def worker_command(node: str, python: str = sys.executable) -> list[str]:
-    """One Celery worker process on the jobs' queue, as production runs one per GPU, named `node`
-    (`%h` is the host name), without the cluster chatter (gossip, mingle, heartbeats) that a
-    local worker has no use for."""
-    return [python, "-m", "celery", "-A", "webapp", "worker", "-Q", QUEUE, "-c", "1", "--pool", "prefork",
-            "-n", node, "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    """One Celery worker process on the jobs' queue and the patches' one, as production runs one
+    per GPU, named `node` (`%h` is the host name), without the cluster chatter (gossip, mingle,
+    heartbeats) that a local worker has no use for."""
+    return [python, "-m", "celery", "-A", "webapp", "worker", "-Q", ",".join(WORKER_QUEUES), "-c", "1",
+            "--pool", "prefork", "-n", node, "--without-gossip", "--without-mingle", "--without-heartbeat"]
 
 
 def kill_group(process: subprocess.Popen, wait: float = 10) -> None:

@@ -237,6 +237,7 @@ def local_env() -> dict[str, str]:
     var_dir = Path(os.environ.get("VAR_DIR") or REPO / "var").expanduser().resolve()
     env = {**os.environ, "VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
     env.setdefault("DEBUG", "1")
+    env.setdefault("MEDIA_SHARED", "1")  # one machine: the worker's files are the web's own folder
     env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
     return env
 

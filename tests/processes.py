@@ -139,6 +139,9 @@ def worker_env(base: dict[str, str], *, database_url: str, broker_url: str, medi
     """The environment of a test's worker: this session's database, the given broker and media folder."""
     env = {**base, "DATABASE_URL": database_url, "MEDIA_ROOT": str(media_root), "VAR_DIR": str(var_dir),
            "CELERY_BROKER_URL": broker_url, "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+           # The test process and its workers share this folder (one machine); tests/multimachine
+           # gives each its own and a bucket instead.
+           "MEDIA_SHARED": "1",
            # Short intervals, so a run of a few seconds shows several reports and checkpoints.
            "PROGRESS_EVERY_SECONDS": "0.1", "PREVIEW_EVERY_SECONDS": "0.5", "CHECKPOINT_EVERY_SECONDS": "0.5",
            # One compute thread: on a small machine, two OpenMP threads spin against the test
