@@ -1,9 +1,9 @@
-"""The Celery app: one `gpu` queue, JSON only, and settings for not losing jobs.
+"""The Celery app: the `gpu` queue (jobs) and the `patches` one, JSON only, and settings for not losing jobs.
 
-Run a worker per GPU, one process each, on the `gpu` queue:
+Run a worker per GPU, one process each, on both queues:
 
-    CUDA_VISIBLE_DEVICES=0 celery -A webapp worker -Q gpu -c 1 -n gpu0@%h
-    CUDA_VISIBLE_DEVICES=1 celery -A webapp worker -Q gpu -c 1 -n gpu1@%h
+    CUDA_VISIBLE_DEVICES=0 celery -A webapp worker -Q gpu,patches -c 1 -n gpu0@%h
+    CUDA_VISIBLE_DEVICES=1 celery -A webapp worker -Q gpu,patches -c 1 -n gpu1@%h
 
 CUDA_VISIBLE_DEVICES is set per worker by whoever starts it (an ops concern, not
 this module's). Nothing here, nor in anything the worker's parent process

@@ -11,6 +11,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
+from webapp.jobs import retention
 from webapp.jobs.reconcile import reconcile
 from webapp.queue.broker import BrokerUnavailable
 
@@ -20,7 +21,8 @@ log = logging.getLogger("webapp.jobs.reconcile")
 class Command(BaseCommand):
     help = ("Send again every job queued in the database whose message the broker does not hold, and requeue "
             "running jobs whose worker has been silent for STUCK_AFTER_SECONDS. One pass (exit status 1 if "
-            "the broker cannot be reached), or with --every, a pass every SECONDS until stopped.")
+            "the broker cannot be reached), or with --every, a pass every SECONDS until stopped; with "
+            "RETENTION_DAYS set, the loop also deletes old files (webapp/jobs/retention.py).")
 
     def add_arguments(self, parser):
         parser.add_argument("--every", type=float, metavar="SECONDS",
@@ -52,6 +54,10 @@ class Command(BaseCommand):
 
     def one_pass(self) -> None:
         close_old_connections()  # a long-running process: drop a connection the database closed
+        self.reconcile()
+        self.retain()
+
+    def reconcile(self) -> None:
         try:
             report = reconcile()
         except BrokerUnavailable as exc:
@@ -62,3 +68,10 @@ class Command(BaseCommand):
             return
         if report.resent or report.requeued:
             log.info("reconciled: %s", report)
+
+    def retain(self) -> None:
+        """Retention (RETENTION_DAYS, off by default), at most every RETENTION_EVERY_SECONDS."""
+        try:
+            retention.maybe_sweep()
+        except Exception:  # the store or the database away for a moment: a later pass tries again
+            log.exception("the retention sweep failed")
