@@ -70,6 +70,12 @@ def wait_for_redis(url: str, running: Callable[[], bool], timeout: float = REDIS
                 time.sleep(0.05)
 
 
+def s3_server_command(port: int, python: str = sys.executable) -> list[str]:
+    """A real S3 HTTP server on 127.0.0.1:`port`, in memory (moto's standalone server, from
+    requirements-dev.txt): the bucket of tests/multimachine and of the benches that want one."""
+    return [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
 def worker_command(node: str, python: str = sys.executable) -> list[str]:
     """One Celery worker process on the jobs' queue and the patches' one, as production runs one
     per GPU, named `node` (`%h` is the host name), without the cluster chatter (gossip, mingle,

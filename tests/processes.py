@@ -5,6 +5,7 @@ Registered for the whole suite (tests/conftest.py: `pytest_plugins = ["tests.pro
     redis_factory(appendonly=False) -> RedisServer   a started redis-server on a free port and its own
                                                       folder (appendonly: appendfsync always); .url
                                                       .client() .stop() .kill() .start() .restart() .log()
+    redis                                             one of them, that this process publishes to
     worker_factory(name, broker_url, ready=True, **env) -> Worker
                                                       a real worker `name@<host>` sharing this test's
                                                       database and media folder, env overriding
@@ -232,6 +233,14 @@ def redis_factory(tmp_path_factory):
     yield make
     for server in started:
         server.kill()
+
+
+@pytest.fixture
+def redis(redis_factory, send_to) -> RedisServer:
+    """A private redis-server (no persistence) that this process publishes to."""
+    server = redis_factory()
+    send_to(server.url)
+    return server
 
 
 @pytest.fixture

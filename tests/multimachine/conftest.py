@@ -10,7 +10,7 @@ MEDIA_ROOT and a VAR_DIR that no other process sees, and none of them may write 
     machine(name, **env)    a started worker `name@<host>` with its own folders and the bucket's
                             settings (env overrides); .media_root
     reconciler(**env)       `manage.py reconcile_jobs --every 1`, its own folders
-    redis                   a private redis-server this process sends its messages to
+    redis                   (tests/processes.py) a private redis-server this process sends to
 
 These tests need PostgreSQL (DATABASE_URL=postgres://…; `make test` runs them so): they are
 skipped on SQLite, which separate machines could not share.
@@ -27,7 +27,7 @@ import pytest
 
 from scripts.processes import stop_groups
 from tests.multimachine.machines import ACCESS_KEY, REGION, SECRET_KEY, Bucket, Link, S3Server, storage_env
-from tests.processes import REPO_ROOT, RedisServer, Worker, database_url_for_subprocesses, worker_env
+from tests.processes import REPO_ROOT, Worker, database_url_for_subprocesses, worker_env
 
 
 @pytest.fixture(autouse=True)
@@ -70,13 +70,6 @@ def bucket(s3_server, link, settings) -> Bucket:
                                 response_checksum_validation="when_required", connect_timeout=2, read_timeout=10,
                                 retries={"mode": "standard", "max_attempts": 2})}}}
     return found
-
-
-@pytest.fixture
-def redis(redis_factory, send_to) -> RedisServer:
-    server = redis_factory()
-    send_to(server.url)
-    return server
 
 
 @pytest.fixture

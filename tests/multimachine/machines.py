@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from scripts.processes import free_port, kill_group
+from scripts.processes import free_port, kill_group, s3_server_command
 
 ACCESS_KEY = "multimachine-test-key"
 SECRET_KEY = "multimachine-test-secret"
@@ -39,8 +38,7 @@ class S3Server:
 
     def start(self) -> S3Server:
         with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                             str(self.port)], stdout=log, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(s3_server_command(self.port), stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
         while not _answers(self.port):

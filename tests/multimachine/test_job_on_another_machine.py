@@ -98,3 +98,19 @@ def test_a_file_missing_from_the_bucket_is_a_404_not_a_500(user, bucket, upload)
     browser.force_login(user)
     assert browser.get(f"/images/{image.pk}/").status_code == 404
     assert browser.get(f"/images/{image.pk}/thumbnail.jpg").status_code == 404
+
+
+def test_retention_finds_orphans_in_the_bucket_under_its_prefix_and_keeps_what_rows_refer_to(
+        user, bucket, upload, settings):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from webapp.jobs import retention
+
+    settings.RETENTION_DAYS = 1
+    settings.RETENTION_ORPHAN_GRACE_SECONDS = 0  # every file is old enough here
+    image = upload(user, "content")
+    orphan = default_storage.save("checkpoints/33333333-3333-3333-3333-333333333333/lost.pt", ContentFile(b"x"))
+    time.sleep(1.1)  # the bucket's modification times have whole seconds
+    assert retention.sweep().orphans == [orphan]
+    assert bucket.keys() == [f"{bucket.prefix}/{image.file.name}"]

@@ -13,23 +13,12 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image
 
-from tests.webapp.test_pages_job import finish
+from tests.webapp.test_pages_job import done, logged_in  # noqa: F401 (fixtures)
 from webapp.models import UnitPatches, WorkerHeartbeat
 from webapp.queue.lanes import PATCHES_QUEUE, PATCHES_TASK_NAME
 from webapp.worker import patches as patches_task
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def done(queued_job):
-    return finish(queued_job)
 
 
 @pytest.fixture(autouse=True)
