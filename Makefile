@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test run manage token stylize bench bench-gpu load clean
+.PHONY: test run manage token stylize bench bench-gpu load scale clean
 
 $(STAMP): requirements.txt requirements-dev.txt docker/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,14 +20,23 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# tests/multimachine share one PostgreSQL database between "machines" (skipped on SQLite): they run
+# on this machine's server unless DATABASE_URL names another.
+MULTIMACHINE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/multimachine
+
 test: $(STAMP) $(CHROMIUM)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/multimachine
+	DATABASE_URL=$${DATABASE_URL:-$(MULTIMACHINE_DATABASE_URL)} $(PY) -m pytest -q tests/multimachine
 	$(PY) bench/bench_cpu.py --smoke
 	$(PY) bench/load_test.py --smoke
 
 # 200 pollers + 20 submitters for 60 s against gunicorn on this machine (README, Reliability).
 load: $(STAMP)
 	$(PY) bench/load_test.py
+
+# Jobs per minute with 1, 2 and 3 workers, files in an S3 bucket (README, "Several machines").
+scale: $(STAMP)
+	$(PY) bench/scale_workers.py --bucket
 
 # The whole service on this machine: migrate, a first admin, a broker, a worker, the web
 # server; prints the URL, Ctrl-C stops it all (scripts/run_local.py says how).

@@ -156,6 +156,7 @@ def service_env(folder: Path, database_url: str, redis_url: str) -> dict:
         "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0",
         "DATABASE_URL": database_url,
         "VAR_DIR": str(var), "MEDIA_ROOT": str(var / "media"), "STATIC_ROOT": str(var / "static"),
+        "MEDIA_SHARED": "1",  # one machine: web and worker share the folder
         "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url,
         "JOBS_PER_USER": "100000",
         "API_THROTTLE_RATE": "1000000/minute",

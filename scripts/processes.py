@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from webapp.queue.lanes import QUEUE
+from webapp.queue.lanes import WORKER_QUEUES
 
 REDIS_START_TIMEOUT = 20  # s
 
@@ -70,12 +70,18 @@ def wait_for_redis(url: str, running: Callable[[], bool], timeout: float = REDIS
                 time.sleep(0.05)
 
 
+def s3_server_command(port: int, python: str = sys.executable) -> list[str]:
+    """A real S3 HTTP server on 127.0.0.1:`port`, in memory (moto's standalone server, from
+    requirements-dev.txt): the bucket of tests/multimachine and of the benches that want one."""
+    return [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
 def worker_command(node: str, python: str = sys.executable) -> list[str]:
-    """One Celery worker process on the jobs' queue, as production runs one per GPU, named `node`
-    (`%h` is the host name), without the cluster chatter (gossip, mingle, heartbeats) that a
-    local worker has no use for."""
-    return [python, "-m", "celery", "-A", "webapp", "worker", "-Q", QUEUE, "-c", "1", "--pool", "prefork",
-            "-n", node, "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    """One Celery worker process on the jobs' queue and the patches' one, as production runs one
+    per GPU, named `node` (`%h` is the host name), without the cluster chatter (gossip, mingle,
+    heartbeats) that a local worker has no use for."""
+    return [python, "-m", "celery", "-A", "webapp", "worker", "-Q", ",".join(WORKER_QUEUES), "-c", "1",
+            "--pool", "prefork", "-n", node, "--without-gossip", "--without-mingle", "--without-heartbeat"]
 
 
 def kill_group(process: subprocess.Popen, wait: float = 10) -> None:

@@ -237,6 +237,7 @@ def local_env() -> dict[str, str]:
     var_dir = Path(os.environ.get("VAR_DIR") or REPO / "var").expanduser().resolve()
     env = {**os.environ, "VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
     env.setdefault("DEBUG", "1")
+    env.setdefault("MEDIA_SHARED", "1")  # one machine: the worker's files are the web's own folder
     env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
     return env
 
@@ -258,8 +259,8 @@ def run(children: list[Child]) -> int:
     # One worker process on the jobs' queue, as in production (one per GPU).
     Child("worker", processes.worker_command(f"local-{port}@%h", PYTHON), env, children, ready_text=" ready.")
     # Sends again any queued job whose message the broker lost (say, a send while Redis was
-    # restarting) and requeues running jobs whose worker went silent: a pass a minute.
-    Child("reconciler", [PYTHON, "manage.py", "reconcile_jobs", "--every", "60"], env, children)
+    # restarting) and requeues running jobs whose worker went silent: a pass every 15 s.
+    Child("reconciler", [PYTHON, "manage.py", "reconcile_jobs", "--every", "15"], env, children)
     # The web server production runs (docker/gunicorn.conf.py: gunicorn with uvicorn workers,
     # ServeStatic for the static files), on this address and with fewer processes (each imports torch).
     Child("web", [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "--bind", f"{host}:{port}",

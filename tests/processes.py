@@ -5,6 +5,7 @@ Registered for the whole suite (tests/conftest.py: `pytest_plugins = ["tests.pro
     redis_factory(appendonly=False) -> RedisServer   a started redis-server on a free port and its own
                                                       folder (appendonly: appendfsync always); .url
                                                       .client() .stop() .kill() .start() .restart() .log()
+    redis                                             one of them, that this process publishes to
     worker_factory(name, broker_url, ready=True, **env) -> Worker
                                                       a real worker `name@<host>` sharing this test's
                                                       database and media folder, env overriding
@@ -141,6 +142,9 @@ def worker_env(base: dict[str, str], *, database_url: str, broker_url: str, medi
            "CELERY_BROKER_URL": broker_url, "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
            # The same Redis carries the jobs' live updates (webapp/jobs/live.py), as in production.
            **({"REDIS_URL": broker_url} if broker_url.startswith("redis") else {}),
+           # The test process and its workers share this folder (one machine); tests/multimachine
+           # gives each its own and a bucket instead.
+           "MEDIA_SHARED": "1",
            # Short intervals, so a run of a few seconds shows several reports and checkpoints.
            "PROGRESS_EVERY_SECONDS": "0.1", "PREVIEW_EVERY_SECONDS": "0.5", "CHECKPOINT_EVERY_SECONDS": "0.5",
            # One compute thread: on a small machine, two OpenMP threads spin against the test
@@ -231,6 +235,14 @@ def redis_factory(tmp_path_factory):
     yield make
     for server in started:
         server.kill()
+
+
+@pytest.fixture
+def redis(redis_factory, send_to) -> RedisServer:
+    """A private redis-server (no persistence) that this process publishes to."""
+    server = redis_factory()
+    send_to(server.url)
+    return server
 
 
 @pytest.fixture

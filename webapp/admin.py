@@ -285,9 +285,9 @@ class BatchAdmin(admin.ModelAdmin):
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     """Workers as they last reported (the queue dashboard says which answer now)."""
 
-    list_display = ("name", "device", "memory", "current_job", "pid", "last_seen", "started")
-    readonly_fields = ("name", "pid", "device", "device_memory_used_bytes", "device_memory_bytes", "current_job",
-                       "started", "last_seen")
+    list_display = ("name", "machine", "device", "memory", "current_job", "pid", "last_seen", "started")
+    readonly_fields = ("name", "machine", "pid", "device", "device_memory_used_bytes", "device_memory_bytes",
+                       "current_job", "started", "last_seen")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,9 +1,9 @@
-"""The Celery app: one `gpu` queue, JSON only, and settings for not losing jobs.
+"""The Celery app: the `gpu` queue (jobs) and the `patches` one, JSON only, and settings for not losing jobs.
 
-Run a worker per GPU, one process each, on the `gpu` queue:
+Run a worker per GPU, one process each, on both queues:
 
-    CUDA_VISIBLE_DEVICES=0 celery -A webapp worker -Q gpu -c 1 -n gpu0@%h
-    CUDA_VISIBLE_DEVICES=1 celery -A webapp worker -Q gpu -c 1 -n gpu1@%h
+    CUDA_VISIBLE_DEVICES=0 celery -A webapp worker -Q gpu,patches -c 1 -n gpu0@%h
+    CUDA_VISIBLE_DEVICES=1 celery -A webapp worker -Q gpu,patches -c 1 -n gpu1@%h
 
 CUDA_VISIBLE_DEVICES is set per worker by whoever starts it (an ops concern, not
 this module's). Nothing here, nor in anything the worker's parent process
@@ -32,7 +32,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 from django.conf import settings  # noqa: E402 (after DJANGO_SETTINGS_MODULE is set)
 
-from .queue.lanes import DEFAULT_LANE, LANES, QUEUE, TASK_NAME  # noqa: E402
+from .queue.lanes import DEFAULT_LANE, LANES, PATCHES_QUEUE, PATCHES_TASK_NAME, QUEUE, TASK_NAME  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,12 @@ def broker_transport_options(broker_url: str, hard_time_limit: int, broker_dir: 
     return {}
 
 
-app = Celery("webapp", include=["webapp.worker.tasks"])
+app = Celery("webapp", include=["webapp.worker.tasks", "webapp.worker.patches"])
 # Device and liveness for the dashboard, idle or busy. Named, not imported: the worker loads
 # it (and this module stays the app's configuration, below everything that sends or runs jobs).
 app.steps["worker"].add("webapp.worker.heartbeat:Heartbeat")
+# Refuses to start with files the web cannot see, or under a node name a live worker already has.
+app.steps["worker"].add("webapp.worker.startup:StartupChecks")
 app.conf.update(
     broker_url=settings.CELERY_BROKER_URL,
     broker_transport_options=broker_transport_options(
@@ -103,9 +105,9 @@ app.conf.update(
     worker_cancel_long_running_tasks_on_connection_loss=False,
     task_soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
     task_time_limit=settings.JOB_HARD_TIME_LIMIT,
-    task_queues=[Queue(QUEUE, routing_key=QUEUE)],
+    task_queues=[Queue(QUEUE, routing_key=QUEUE), Queue(PATCHES_QUEUE, routing_key=PATCHES_QUEUE)],
     task_default_queue=QUEUE,
-    task_routes={TASK_NAME: {"queue": QUEUE}},
+    task_routes={TASK_NAME: {"queue": QUEUE}, PATCHES_TASK_NAME: {"queue": PATCHES_QUEUE}},
     task_default_priority=DEFAULT_LANE,
     worker_max_tasks_per_child=settings.CELERY_WORKER_MAX_TASKS_PER_CHILD or None,
     worker_send_task_events=False,

@@ -209,6 +209,9 @@ class WorkerHeartbeat(models.Model):
 
     name = models.CharField(max_length=255, unique=True)  # Celery node name, e.g. gpu0@host
     pid = models.PositiveIntegerField(null=True, blank=True)
+    # The host name of the machine (or container) it runs on: two live workers of one name on two
+    # machines would take each other's jobs for their own (webapp/worker/startup.py refuses that).
+    machine = models.CharField(max_length=255, blank=True)
     device = models.CharField(max_length=100, blank=True)
     device_memory_bytes = models.BigIntegerField(null=True, blank=True)  # total
     device_memory_used_bytes = models.BigIntegerField(null=True, blank=True)
@@ -222,3 +225,25 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class UnitPatches(models.Model):
+    """The picture of the nine patches that excite one unit of one layer, for a finished job: asked
+    for by its owner on the job page, computed by a worker (webapp/worker/patches.py), kept up to
+    PATCHES_PER_JOB per job. `file` is empty while it waits for a worker."""
+
+    job = models.ForeignKey(StyleJob, on_delete=models.CASCADE, related_name="unit_patches")
+    layer = models.CharField(max_length=32)
+    unit = models.PositiveIntegerField()
+    file = models.FileField(max_length=255, blank=True)
+    error = models.TextField(blank=True)  # why it could not be computed, shown to the owner
+    task_id = models.CharField(max_length=64, blank=True)  # the message that may compute it
+    requested = models.DateTimeField(default=timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["requested", "pk"]
+        constraints = [models.UniqueConstraint(fields=["job", "layer", "unit"], name="unique_unit_patches")]
+
+    def __str__(self) -> str:
+        return f"patches of {self.layer} unit {self.unit} of job {self.job_id}"

@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "webapp.pages.request_limits.RequestSizeLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # 503 for any view while the file store (the bucket) cannot be reached (issue 15).
+    "webapp.pages.storage_down.StorageDownMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -121,24 +123,53 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 MEDIA_URL = env_str("MEDIA_URL", "/media/")
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 
-# Uploads, results and checkpoints go through Django's storage API only (never local
-# paths), so a shared volume or an S3-compatible bucket serves any number of workers.
+# -- files on several machines: S3-compatible storage (README, "Several machines") -------
+# Uploads, results, previews, checkpoints and visualisations go through Django's storage API
+# only (never local paths), so one bucket serves any number of worker machines. With
+# S3_BUCKET set they live in that bucket (AWS S3, MinIO, Ceph, R2, ...), private: nothing in
+# it is public, and people get files only through the owner-checking views, which stream
+# them from the bucket (webapp/jobs/bucket.py says why not presigned redirects). Without it
+# they live under MEDIA_ROOT, which only works when every worker sees the web's folder.
 S3_BUCKET = env_str("S3_BUCKET", None)
+# A worker refuses to start with files in a local folder unless this says the web sees the
+# same folder (one machine: `make run`, the one-machine compose; or a network volume).
+MEDIA_SHARED = env_bool("MEDIA_SHARED", False)
 if S3_BUCKET:
+    from botocore.config import Config as _S3Config
+
+    S3_ENDPOINT_URL = env_url("S3_ENDPOINT_URL", None, schemes=("http", "https"))  # None: AWS itself
+    # "path" (bucket in the path: MinIO, most self-hosted servers), "virtual" (bucket in the
+    # host name) or "auto" (botocore picks; AWS). Default: path with an endpoint, else auto.
+    S3_ADDRESSING_STYLE = env_str("S3_ADDRESSING_STYLE", "path" if S3_ENDPOINT_URL else "auto")
+    # boto3 >= 1.36 sends CRC checksums with every upload and checks them on downloads; many
+    # non-AWS servers refuse or lack them. "when_required" sends them only where S3 requires
+    # them (works on AWS too); "when_supported" is boto3's own default.
+    S3_CHECKSUMS = env_str("S3_CHECKSUMS", "when_required")
+    for _name, _value, _allowed in (("S3_ADDRESSING_STYLE", S3_ADDRESSING_STYLE, ("auto", "path", "virtual")),
+                                    ("S3_CHECKSUMS", S3_CHECKSUMS, ("when_required", "when_supported"))):
+        if _value not in _allowed:
+            raise EnvError(f"environment variable {_name} must be one of {', '.join(_allowed)}, not {_value!r}")
     _default_storage = {
-        # needs `pip install boto3` (not in requirements.txt: most set-ups use a shared volume)
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "webapp.jobs.bucket.BucketStorage",
         "OPTIONS": {
             "bucket_name": S3_BUCKET,
-            "endpoint_url": env_url("S3_ENDPOINT_URL", None, schemes=("http", "https")),  # MinIO, R2, ...
+            "endpoint_url": S3_ENDPOINT_URL,
             "region_name": env_str("S3_REGION", None),
             # None: boto3's usual chain (instance role, AWS_* variables, ~/.aws)
             "access_key": env_str("S3_ACCESS_KEY_ID", None),
             "secret_key": env_str("S3_SECRET_ACCESS_KEY", None),
-            "location": env_str("S3_PREFIX", ""),
-            "default_acl": None,  # private objects, served through signed URLs
-            "querystring_auth": True,
+            "location": env_str("S3_PREFIX", ""),  # every key under this prefix ("" : the bucket's root)
+            "default_acl": None,  # no ACL header: objects get the bucket's default, private
+            "querystring_auth": True,  # url() (unused by the views) could only make signed URLs
             "file_overwrite": False,
+            "client_config": _S3Config(
+                s3={"addressing_style": S3_ADDRESSING_STYLE}, signature_version="s3v4",
+                request_checksum_calculation=S3_CHECKSUMS, response_checksum_validation=S3_CHECKSUMS,
+                # An unreachable bucket must fail a request in seconds (the views answer 503, a
+                # job is retried), not hang a web process or a worker for minutes.
+                connect_timeout=env_float("S3_CONNECT_TIMEOUT", 5.0, min=0.1),
+                read_timeout=env_float("S3_READ_TIMEOUT", 60.0, min=0.1),
+                retries={"mode": "standard", "max_attempts": env_int("S3_MAX_ATTEMPTS", 3, min=1, max=20)}),
         },
     }
 else:
@@ -165,15 +196,38 @@ PROGRESS_EVERY_SECONDS = env_float("PROGRESS_EVERY_SECONDS", 1.0, min=0.0)
 PREVIEW_EVERY_SECONDS = env_float("PREVIEW_EVERY_SECONDS", 5.0, min=0.0)
 # 0: a running job reads its cancel flag after every iteration (a primary-key lookup).
 CANCEL_CHECK_EVERY_SECONDS = env_float("CANCEL_CHECK_EVERY_SECONDS", 0.0, min=0.0)
-# A running job whose worker has said nothing for this long is presumed dead. It must
-# exceed the longest silence of a healthy run: loading, one iteration, the visualisations.
-STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 600, min=10)
+# A running job's pool process writes the job's heartbeat this often from a thread of its own,
+# whatever the engine is doing (loading, an iteration, the visualisations, uploads), with the
+# database's clock (webapp/worker/job_heartbeat.py).
+JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 10.0, min=0.2)
+# A running job whose heartbeat has stopped for this long is presumed lost (its worker or its
+# machine died): a re-delivered message at any node takes it over, the reconciler requeues it.
+# Several missed heartbeats, so a slow database write is not taken for a death.
+STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 60, min=2)
+if STUCK_AFTER_SECONDS < 3 * JOB_HEARTBEAT_SECONDS:
+    raise EnvError(f"STUCK_AFTER_SECONDS ({STUCK_AFTER_SECONDS}) must be at least three JOB_HEARTBEAT_SECONDS "
+                   f"({JOB_HEARTBEAT_SECONDS}): a live job would otherwise be taken for a lost one")
 # Every worker writes its device and memory use this often, idle or busy (the dashboard).
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 10.0, min=0.5)
 # A worker that has not written a heartbeat for this long is shown offline.
 WORKER_OFFLINE_AFTER_SECONDS = env_float("WORKER_OFFLINE_AFTER_SECONDS", 60.0, min=1.0)
 # How long the dashboard waits for the workers to answer Celery's inspect (ping/active/stats).
 DASHBOARD_INSPECT_TIMEOUT = env_float("DASHBOARD_INSPECT_TIMEOUT", 1.0, min=0.05, max=10.0)
+# -- the nine patches that excite a unit (computed by a worker: webapp/worker/patches.py) ----
+# Pictures kept per job (the oldest goes to make room), pictures a person may ask for per hour
+# (429 past it), and how long one may wait for a worker before it is asked for again.
+PATCHES_PER_JOB = env_int("PATCHES_PER_JOB", 24, min=1)
+PATCHES_PER_HOUR = env_int("PATCHES_PER_HOUR", 60, min=1)
+PATCHES_WAIT_SECONDS = env_int("PATCHES_WAIT_SECONDS", 120, min=5)
+
+# -- retention (the reconciler's loop; webapp/jobs/retention.py) ----------------------------
+# 0 (the default): nothing is ever deleted. Otherwise results, previews, checkpoints and
+# visualisations of jobs finished more than RETENTION_DAYS ago are deleted (the job's row
+# stays, without them), and files no row refers to, older than RETENTION_ORPHAN_GRACE_SECONDS.
+RETENTION_DAYS = env_float("RETENTION_DAYS", 0.0, min=0.0)
+RETENTION_ORPHAN_GRACE_SECONDS = env_int("RETENTION_ORPHAN_GRACE_SECONDS", 86_400, min=60)
+RETENTION_EVERY_SECONDS = env_int("RETENTION_EVERY_SECONDS", 3600, min=1)  # at most one sweep this often
+
 # /metrics answers staff sessions, and a scraper sending `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env_str("METRICS_TOKEN", None)
 

@@ -402,6 +402,7 @@
   // -- the top patches of a unit ----------------------------------------------------------
 
   var layerSelect = $("patch-layer"), unitInput = $("patch-unit");
+  var PATCHES_GIVE_UP_MS = 10 * 60 * 1000;
 
   function updateUnitRange() {
     var channels = Number(layerSelect.selectedOptions[0].dataset.channels);
@@ -419,11 +420,23 @@
     error.hidden = true;
     button.disabled = true;
     button.textContent = "Computing…";
-    fetch(form.action + "?" + query, {credentials: "same-origin"})
-      .then(function (response) {
+    // A worker computes the picture: 202 while it does, then the PNG. Ask again, less and less
+    // often, for up to PATCHES_GIVE_UP_MS.
+    var url = form.action + "?" + query, started = Date.now(), wait = 500;
+    function ask() {
+      return fetch(url, {credentials: "same-origin"}).then(function (response) {
+        if (response.status === 202) {
+          if (Date.now() - started > PATCHES_GIVE_UP_MS) throw new Error("The patches are taking too long; try again later.");
+          return new Promise(function (resolve) { setTimeout(resolve, wait); }).then(function () {
+            wait = Math.min(wait * 1.5, 5000);
+            return ask();
+          });
+        }
         if (!response.ok) return response.text().then(function (text) { throw new Error(text); });
         return response.blob();
-      })
+      });
+    }
+    ask()
       .then(function (blob) {
         var img = $("patches-image");
         if (img.src.indexOf("blob:") === 0) URL.revokeObjectURL(img.src);

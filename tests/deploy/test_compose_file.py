@@ -78,7 +78,7 @@ def test_the_worker_takes_jobs_from_the_gpu_queue_one_at_a_time_in_a_prefork_poo
     command = compose["services"]["worker"]["command"]
     assert command[:4] == ["celery", "-A", "webapp", "worker"]
     flags = dict(zip(command[4::2], command[5::2]))
-    assert flags["-Q"] == "gpu"
+    assert flags["-Q"] == "gpu,patches"  # the patches pictures have a queue of their own
     assert flags["-c"] == "1"
     assert flags["--pool"] == "prefork"
 
@@ -109,6 +109,7 @@ def test_web_and_worker_share_one_media_volume_at_media_root(compose):
         service = compose["services"][name]
         media_root = environment(service)["MEDIA_ROOT"]
         assert volume_targets(service).get(media_root) == "media", name
+        assert environment(service)["MEDIA_SHARED"] == "1", name  # the worker would refuse to start otherwise
     assert "media" in compose["volumes"]
 
 
@@ -143,11 +144,11 @@ def test_web_and_worker_start_after_migrations_on_a_healthy_database_and_broker(
     assert migrate["restart"] == "no"  # or it would run again every time it finished
 
 
-def test_the_reconciler_runs_a_pass_a_minute_with_the_apps_settings_after_migrations(compose):
+def test_the_reconciler_runs_a_pass_every_15_seconds_with_the_apps_settings_after_migrations(compose):
     reconciler = compose["services"]["reconciler"]
     command = reconciler["command"]
     assert command[:3] == ["python", "manage.py", "reconcile_jobs"]
-    assert command[command.index("--every") + 1] == "60"
+    assert command[command.index("--every") + 1] == "15"  # a lost job resumes within STUCK_AFTER_SECONDS + 15 s
     assert (REPO / "webapp" / "management" / "commands" / "reconcile_jobs.py").is_file()
     assert reconciler["image"] == compose["services"]["worker"]["image"]
     assert environment(reconciler) == environment(compose["services"]["worker"])

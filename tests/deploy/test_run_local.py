@@ -89,7 +89,7 @@ def test_it_runs_the_service_on_a_private_redis_and_ctrl_c_stops_everything(tmp_
 
     children = descendants(launcher.process.pid)
     commands = " ".join(command for _, _, command in children.values())
-    assert "redis-server" in commands and "celery -A webapp worker -Q gpu -c 1 --pool prefork" in commands
+    assert "redis-server" in commands and "celery -A webapp worker -Q gpu,patches -c 1 --pool prefork" in commands
     assert "gunicorn -c docker/gunicorn.conf.py" in commands  # the web server production runs
     assert launcher.stop(signal.SIGINT) == 0
     assert_nothing_left(children, tmp_path / "var")

@@ -3,11 +3,11 @@ subprocesses, the real engine on 32-48 px images), each asserting what the servi
 every accepted job is kept, none runs twice at the same time, bad input is refused cleanly.
 
 What is where:
-    tests/processes.py          redis_factory, worker_factory, send_to: the real processes
-                                wait_for_job(), finished(), broker_holds(): a job's row polled
-                                (log tails on failure), what the broker holds
-    conftest.py (this file)     a redis the test publishes to, submit() (Grace and her two tiny
-                                images come from tests/conftest.py)
+    tests/processes.py          redis_factory, redis (one this process publishes to), worker_factory,
+                                send_to: the real processes; wait_for_job(), finished(),
+                                broker_holds(): a job's row polled (log tails on failure), what
+                                the broker holds
+    conftest.py (this file)     submit() (Grace and her two tiny images come from tests/conftest.py)
     test_worker_killed.py       1. SIGKILL of the pool process mid-job: resumes from its checkpoint
     test_poison_job.py          2. a job that kills its worker every time: failed at the attempt cap
     test_visibility_timeout.py  3. a job longer than Redis' visibility timeout runs once
@@ -29,18 +29,9 @@ from typing import Callable
 
 import pytest
 
-from tests.processes import RedisServer
 from webapp.models import StyleJob
 
 Status = StyleJob.Status
-
-
-@pytest.fixture
-def redis(redis_factory, send_to) -> RedisServer:
-    """A private redis-server (no persistence) that this process publishes to."""
-    server = redis_factory()
-    send_to(server.url)
-    return server
 
 
 @pytest.fixture

@@ -24,8 +24,7 @@ from tests.api.conftest import client_for, fresh_throttle  # noqa: F401 (fresh_t
 from webapp.jobs import lifecycle, storage
 from webapp.pages import login_limit
 from webapp.api.urls import router
-from webapp.models import Batch, JobArtifact, StyleJob
-from webapp.jobs.present import version
+from webapp.models import Batch, JobArtifact, StyleJob, UnitPatches
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 
@@ -53,7 +52,8 @@ def finished(job: StyleJob) -> StyleJob:
         status=Status.SUCCEEDED, started=timezone.now(), finished=timezone.now(), result=result,
         preview=save("preview-a.png"), progress=1.0, attempts=1, seed=7)
     JobArtifact.objects.create(job=job, name="gram", file=save("gram.png"), position=0)
-    save(f"patches-relu1_1-0-{version(result)}.png")  # computed once before, now read from storage
+    # computed by a worker before, now read from storage
+    UnitPatches.objects.create(job=job, layer="relu1_1", unit=0, file=save("patches-relu1_1-0-a.png"))
     job.refresh_from_db()
     return job
 

@@ -27,13 +27,6 @@ def staff_client(client, django_user_model, settings):
     return client
 
 
-@pytest.fixture
-def redis(redis_factory, send_to):
-    server = redis_factory()
-    send_to(server.url)
-    return server
-
-
 def submit(person, images, iterations: int, priority: int = 0) -> StyleJob:
     content, style = images
     return lifecycle.create_job(person, content, [style], {"size": 48, "scales": 1, "iterations": iterations, "seed": 1},

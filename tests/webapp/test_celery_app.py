@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from webapp.celery import app, broker_transport_options
+from webapp.queue.lanes import PATCHES_TASK_NAME
 from webapp.worker.tasks import run_style_job
 
 
@@ -30,9 +31,10 @@ def test_redis_redelivers_only_after_the_hard_time_limit(settings):
     assert options["priority_steps"] == list(range(10))
 
 
-def test_the_task_is_routed_to_the_gpu_queue():
+def test_the_task_is_routed_to_the_gpu_queue_and_the_patches_to_their_own():
     assert app.amqp.router.route({}, run_style_job.name)["queue"].name == "gpu"
-    assert [q.name for q in app.conf.task_queues] == ["gpu"]
+    assert app.amqp.router.route({}, PATCHES_TASK_NAME)["queue"].name == "patches"
+    assert [q.name for q in app.conf.task_queues] == ["gpu", "patches"]
 
 
 def test_the_worker_keeps_no_results():

@@ -1,5 +1,5 @@
-"""The job page, its JSON status, Cancel, "run again with changes", the owner-only files and the
-top patches computed on demand. The engine is not run here: a finished job gets small stand-in
+"""The job page, its JSON status, Cancel, "run again with changes" and the owner-only files (the
+top patches of a unit: test_unit_patches.py). The engine is not run here: a finished job gets small stand-in
 pictures (the browser tests run the real one)."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from PIL import Image
 
 from webapp.jobs import lifecycle
 from webapp.models import JobArtifact, StyleJob
-from webapp.pages.views import files as file_views
 
 pytestmark = pytest.mark.django_db
 
@@ -268,48 +267,3 @@ def test_anonymous_visitors_are_sent_to_log_in(client, done, content):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next="), url
     assert client.post(f"/jobs/{done.pk}/cancel/")["Location"].startswith("/accounts/login/")
-
-
-# -- the nine patches of a unit -----------------------------------------------------------------------
-
-@pytest.fixture
-def computed(monkeypatch):
-    """Stands in for the engine's top_patches; records what it was asked."""
-    calls = []
-
-    def fake(job, layer, unit):
-        calls.append((job.pk, layer, unit))
-        return Image.new("RGB", (30, 20), (unit % 256, 0, 0))
-
-    monkeypatch.setattr(file_views, "render_patches", fake)
-    return calls
-
-
-def test_patches_are_computed_once_then_read_from_storage(logged_in, done, computed):
-    first = logged_in.get(f"/jobs/{done.pk}/patches.png", {"layer": "relu3_1", "unit": "7"})
-    assert first.status_code == 200 and first["Content-Type"] == "image/png"
-    assert first["X-Content-Type-Options"] == "nosniff"
-    second = logged_in.get(f"/jobs/{done.pk}/patches.png", {"layer": "relu3_1", "unit": "7"})
-    assert b"".join(second.streaming_content) == b"".join(first.streaming_content)
-    assert computed == [(done.pk, "relu3_1", 7)]
-    logged_in.get(f"/jobs/{done.pk}/patches.png", {"layer": "relu3_1", "unit": "8"})
-    assert computed[-1] == (done.pk, "relu3_1", 8)
-
-
-@pytest.mark.parametrize("query, message", [
-    ({"layer": "relu3_1", "unit": "256"}, "unit: relu3_1 has 256 units: choose one from 0 to 255."),
-    ({"layer": "relu1_1", "unit": "-1"}, "unit: Ensure this value is greater than or equal to 0."),
-    ({"layer": "relu1_1", "unit": "one"}, "unit: Enter a whole number."),
-    ({"layer": "relu9_9", "unit": "0"}, "layer: Select a valid choice."),
-    ({"unit": "0"}, "layer: This field is required."),
-])
-def test_a_bad_layer_or_unit_is_a_400_with_a_message(logged_in, done, computed, query, message):
-    response = logged_in.get(f"/jobs/{done.pk}/patches.png", query)
-    assert response.status_code == 400 and response["Content-Type"] == "text/plain; charset=utf-8"
-    assert response.content.decode().startswith(message.split(" relu9_9")[0])
-    assert computed == []
-
-
-def test_patches_wait_for_the_result(logged_in, queued_job, computed):
-    response = logged_in.get(f"/jobs/{queued_job.pk}/patches.png", {"layer": "relu1_1", "unit": "0"})
-    assert response.status_code == 409 and "finished" in response.content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -88,11 +89,53 @@ def test_previews_and_checkpoints_follow_their_own_intervals_and_replace_the_old
     assert job.preview.name != first_preview
     assert not default_storage.exists(first_preview) and default_storage.exists(job.preview.name)
     clock.now += 30.0
-    reporter(progress_at(3))
+    reporter(progress_at(3))  # the checkpoint is taken and uploaded by a thread of its own
+    assert reporter.checkpoints.wait(timeout=30)
+    reporter(progress_at(4))  # recorded with the next report
     job = StyleJob.objects.get(pk=running_job.pk)
     assert job.checkpoint.name.startswith(f"checkpoints/{job.id}/")
     with default_storage.open(job.checkpoint.name) as f:
         assert f.read() == b"checkpoint"
+
+
+class SlowCheckpoint:
+    """A checkpoint whose upload waits until the test lets it go."""
+
+    def __init__(self, gate, taken: list):
+        self.gate = gate
+        taken.append(self)
+
+    def to_bytes(self) -> bytes:
+        self.gate.wait(30)
+        return b"slow"
+
+
+def test_checkpoints_upload_off_the_run_one_at_a_time_and_the_newest_goes_next(running_job, clock, settings):
+    import threading
+
+    settings.CHECKPOINT_EVERY_SECONDS = 1.0
+    gate, taken = threading.Event(), []
+
+    def at(step):
+        return dataclasses.replace(progress_at(step), checkpoint_factory=lambda: SlowCheckpoint(gate, taken))
+
+    reporter = JobProgress(running_job, clock=clock)
+    clock.now += 1.0
+    reporter(at(1))  # takes a snapshot; its upload hangs
+    for step in range(2, 6):  # the run goes on, and takes no second snapshot while one is in flight
+        clock.now += 1.0
+        reporter(at(step))
+    assert len(taken) == 1 and not StyleJob.objects.get(pk=running_job.pk).checkpoint.name
+    gate.set()
+    assert reporter.checkpoints.wait(timeout=30)
+    clock.now += 1.0
+    reporter(at(6))  # the upload is recorded, and the newest state is snapshotted at once
+    assert len(taken) == 2
+    assert StyleJob.objects.get(pk=running_job.pk).checkpoint.name.startswith(f"checkpoints/{running_job.id}/")
+    reporter.checkpoints.wait(timeout=30)
+    reporter.checkpoints.close()  # the run is over: a stored but unrecorded checkpoint is deleted
+    names = default_storage.listdir(f"checkpoints/{running_job.id}")[1]
+    assert len(names) == 1
 
 
 def test_the_last_step_is_always_written(running_job, clock, throttled):

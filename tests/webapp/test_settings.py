@@ -89,12 +89,26 @@ def test_database_url_selects_postgresql(repo_root, production_env):
 
 def test_s3_bucket_switches_the_default_storage_to_s3(repo_root, production_env):
     values = settings_in(repo_root, {**production_env, "S3_BUCKET": "results", "S3_ENDPOINT_URL":
-                                     "https://minio.internal:9000"}, "STORAGES")
+                                     "https://minio.internal:9000"}, "STORAGES", "S3_ADDRESSING_STYLE", "S3_CHECKSUMS")
     default = values["STORAGES"]["default"]
-    assert default["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert default["BACKEND"] == "webapp.jobs.bucket.BucketStorage"
     assert default["OPTIONS"]["bucket_name"] == "results"
     assert default["OPTIONS"]["endpoint_url"] == "https://minio.internal:9000"
     assert default["OPTIONS"]["default_acl"] is None
+    # A self-hosted server: the bucket in the path, checksums only where S3 requires them.
+    assert (values["S3_ADDRESSING_STYLE"], values["S3_CHECKSUMS"]) == ("path", "when_required")
+
+
+def test_aws_itself_lets_botocore_choose_the_addressing_style(repo_root, production_env):
+    values = settings_in(repo_root, {**production_env, "S3_BUCKET": "results", "S3_REGION": "eu-west-1"},
+                         "S3_ADDRESSING_STYLE")
+    assert values["S3_ADDRESSING_STYLE"] == "auto"
+
+
+@pytest.mark.parametrize("name, value", [("S3_CHECKSUMS", "always"), ("S3_ADDRESSING_STYLE", "dns")])
+def test_a_wrong_s3_choice_stops_the_start(repo_root, production_env, name, value):
+    done = manage(repo_root, {**production_env, "S3_BUCKET": "results", name: value}, "check")
+    assert done.returncode != 0 and name in done.stderr
 
 
 def test_the_file_system_is_the_default_storage(settings):

@@ -288,6 +288,8 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 .prefetch_related("style_links__image").order_by("created", "id"))
         entries = [(f"{_stem(job.content)}__{_stem(job.style_links.all()[0].image)}__{job.pk}.png", job.result.name)
                    for job in done]
+        if entries:
+            storage.check_reachable()  # 503 now; once the zip has started its status cannot change
         response = StreamingHttpResponse(zip_stream(entries), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.zip"'
         return response

@@ -18,7 +18,12 @@ whose worker process died is delivered again. The row names the one message
 running, at the node that ran it or after the job's worker has been silent for
 STUCK_AFTER_SECONDS, means its previous worker is gone, so claim() takes the job
 over (one more attempt) and the task resumes from the stored checkpoint. Arriving
-elsewhere while the worker still reports, it is dropped: the job runs once.
+elsewhere while the job's heartbeat is still fresh, it does not run: takeover_delay() says how
+long until the heartbeat would be stale, and the task asks again then (a worker on another
+machine takes a job over within STUCK_AFTER_SECONDS of its worker's death, and a duplicate of
+a live job's message never starts a second run). Heartbeats are written every
+JOB_HEARTBEAT_SECONDS by a thread of the running job's process (beat()), stamped and compared
+with the database's clock, never a worker's.
 `max_attempts` caps the takeovers, so a job that kills its worker every time ends
 as failed, not in a loop.
 
@@ -42,6 +47,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 import stylize
@@ -226,7 +232,7 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
     # until commit): another claim in between would otherwise give both the same attempt.
     with transaction.atomic():
         claimed = StyleJob.objects.filter(claimable, pk=job_id, attempts__lt=F("max_attempts")).update(
-            status=Status.RUNNING, attempts=F("attempts") + 1, started=now, last_heartbeat=now,
+            status=Status.RUNNING, attempts=F("attempts") + 1, started=now, last_heartbeat=Now(),
             worker_host=worker_host[:255], finished=None, error="", error_traceback="")
         job = StyleJob.objects.select_related("content").get(pk=job_id) if claimed else None
         if job is not None:
@@ -270,7 +276,29 @@ def report_progress(job: StyleJob, fields: Mapping) -> bool:
     unknown = set(fields) - PROGRESS_FIELDS
     if unknown:
         raise ValueError(f"not progress fields: {', '.join(sorted(unknown))}")
-    return bool(_this_attempt(job).update(**fields, last_heartbeat=timezone.now()))
+    return bool(_this_attempt(job).update(**fields, last_heartbeat=Now()))
+
+
+def beat(job: StyleJob) -> bool:
+    """The running job's heartbeat, stamped with the database's clock (every machine compares
+    with that one clock, so a worker's wrong clock cannot make a live job look lost or a dead one
+    alive); False once this attempt no longer holds the job."""
+    return bool(_this_attempt(job).update(last_heartbeat=Now()))
+
+
+def takeover_delay(job_id, task_id: str, worker_host: str) -> float | None:
+    """For a message claim() just refused: seconds until it may take the job over, when the job is
+    running elsewhere under this very message and its heartbeat is still fresh (the message came
+    back because the worker process running it died, but the heartbeat has not aged past
+    STUCK_AFTER_SECONDS yet; or it is a duplicate of a message whose job is alive). None when it
+    never may: finished, queued under another message, out of attempts. Ages by the database's clock."""
+    row = (StyleJob.objects.filter(pk=job_id, status=Status.RUNNING, task_id=task_id,
+                                   attempts__lt=F("max_attempts"), last_heartbeat__isnull=False)
+           .exclude(worker_host=worker_host[:255])
+           .annotate(age=Now() - F("last_heartbeat")).values_list("age", flat=True).first())
+    if row is None:
+        return None
+    return max(1.0, settings.STUCK_AFTER_SECONDS - row.total_seconds() + 1.0)
 
 
 def should_cancel(job_id) -> bool:
@@ -287,7 +315,7 @@ def finish(job: StyleJob, result: stylize.Result, *, result_name: str, artifacts
     last = result.history[-1] if result.history else {}
     with transaction.atomic():
         rows = _this_attempt(job).update(
-            status=Status.SUCCEEDED, finished=now, last_heartbeat=now, result=result_name, progress=1.0,
+            status=Status.SUCCEEDED, finished=now, last_heartbeat=Now(), result=result_name, progress=1.0,
             step=F("total_steps"), iteration=F("iterations"), eta_seconds=0.0, elapsed_seconds=result.elapsed,
             loss=finite_float(last.get("loss")), loss_history=loss_history, seed=meta["seed"],
             engine_version=meta["engine_version"], weights_sha256=meta["weights_sha256"],
@@ -452,8 +480,10 @@ def _stale_running(job_id) -> QuerySet:
 
 
 def _silent_since(threshold_seconds: float | None) -> Q:
+    """Silent for `threshold_seconds` (STUCK_AFTER_SECONDS) by the database's clock, the one that
+    stamped the heartbeats (beat())."""
     seconds = settings.STUCK_AFTER_SECONDS if threshold_seconds is None else threshold_seconds
-    cutoff = timezone.now() - timedelta(seconds=seconds)
+    cutoff = Now() - timedelta(seconds=seconds)
     return Q(last_heartbeat__lt=cutoff) | Q(last_heartbeat__isnull=True, started__lt=cutoff)
 
 

@@ -7,10 +7,18 @@ name never reaches the storage:
     results/<job>/result.png            the result, with its reproduction metadata
     results/<job>/<artifact>.png        visualisations
     results/<job>/preview-<uuid>.png    intermediate image (a new name each time: no stale caches)
+    results/<job>/patches-<layer>-<unit>-<uuid>.png   the nine patches of a unit (UnitPatches)
     checkpoints/<job>/<uuid>.pt         latest checkpoint (new name, then the old one is deleted)
 
 Files reach people only through serve(), called by views that have checked the owner (the
-pages' and the API's): there is no public /media/ URL.
+pages' and the API's): there is no public /media/ URL. With a bucket (S3_BUCKET) serve() streams
+the object through the web process (webapp/jobs/bucket.py says why, not presigned redirects).
+
+A store that cannot be reached (the bucket's server down, the network away, a full disk) raises
+one of STORAGE_ERRORS: OSError, or botocore's errors, which are not OSErrors. The worker fails
+the job retryably on them (it resumes later from its checkpoint); the views turn them into
+StorageUnavailable, which answers 503 (webapp/pages/storage_down.py). A file that is not there
+is FileNotFoundError (an OSError too), a 404 in the views.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ import os
 import re
 import unicodedata
 import uuid
-from typing import IO, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import IO, Iterable, Iterator, Mapping
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -37,7 +46,21 @@ import stylize
 from ..models import StyleImage, StyleJob
 from . import quota
 
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # boto3 is in requirements.txt; without it only local files can be used
+    BotoCoreError = ClientError = OSError
+
 log = logging.getLogger(__name__)
+
+# What a storage call raises when the store cannot be reached or refuses (botocore's are not
+# OSErrors: connection refused, timeouts, 5xx and 403 answers).
+STORAGE_ERRORS = (OSError, BotoCoreError, ClientError)
+
+
+class StorageUnavailable(Exception):
+    """The file store cannot be reached now; a view answers 503 (not the person's fault, and it
+    passes)."""
 
 JPEG_QUALITY = 95
 CACHED = "private, max-age=86400"  # a URL whose `?v=` names the stored file: its bytes never change
@@ -147,18 +170,46 @@ def load_checkpoint(name: str) -> stylize.Checkpoint:
         return stylize.Checkpoint.load(f.read())
 
 
-def serve(request, name: str, *, filename: str, download: bool = False, cache: str | None = None) -> FileResponse:
-    """A stored file with its type, nosniff, and a file name for saving it; 404 when it is gone.
-    Cached privately when the URL carries `?v=` (versioned names) or `cache` says so."""
+def open_stream(name: str) -> IO[bytes]:
+    """A stored file to read from start to end, a chunk at a time: from a bucket it streams (never
+    the whole object in memory); locally it is the open file. FileNotFoundError if it is not
+    there; one of STORAGE_ERRORS if the store cannot be reached."""
+    opener = getattr(default_storage, "open_stream", None)
+    return opener(name) if opener else default_storage.open(name, "rb")
+
+
+def open_for_view(name: str) -> IO[bytes]:
+    """open_stream() for a view: Http404 when the file is missing, StorageUnavailable (503) when
+    the store cannot be reached."""
     if not name:
         raise Http404
     try:
-        handle = default_storage.open(name, "rb")
-    except (FileNotFoundError, OSError):
+        return open_stream(name)
+    except FileNotFoundError:
         log.warning("stored file %s is missing", name)
         raise Http404
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"cannot read {name}: {exc}") from exc
+
+
+def check_reachable() -> None:
+    """StorageUnavailable unless the store answers now (a request before a long streamed answer,
+    whose status cannot change once it has started)."""
+    try:
+        default_storage.exists("uploads/")
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"the file store cannot be reached: {exc}") from exc
+
+
+def serve(request, name: str, *, filename: str, download: bool = False, cache: str | None = None) -> FileResponse:
+    """A stored file with its type, nosniff, and a file name for saving it; 404 when it is gone,
+    StorageUnavailable (503) when the store cannot be reached. Cached privately when the URL
+    carries `?v=` (versioned names) or `cache` says so."""
+    handle = open_for_view(name)
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     response = FileResponse(handle, content_type=content_type, as_attachment=download, filename=filename)
+    if getattr(handle, "size", None) is not None and not response.has_header("Content-Length"):
+        response["Content-Length"] = str(handle.size)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = cache or (CACHED if "v" in request.GET else REVALIDATE)
     return response
@@ -184,6 +235,10 @@ def save_artifacts(job: StyleJob, pictures: Mapping[str, Image.Image]) -> dict[s
     """{artifact name: storage name}, in the order given."""
     return {key: default_storage.save(f"results/{job.id}/{key}.png", ContentFile(_png(img)))
             for key, img in pictures.items()}
+
+
+def save_patches(job: StyleJob, layer: str, unit: int, png: bytes) -> str:
+    return default_storage.save(new_name(f"results/{job.id}/patches-{layer}-{unit}-", ".png"), ContentFile(png))
 
 
 def _png(image: Image.Image) -> bytes:
@@ -221,6 +276,23 @@ def delete_job_files(job: StyleJob) -> None:
             continue
         if os.path.isdir(path) and not os.listdir(path):
             os.rmdir(path)
+
+
+def list_files(prefix: str) -> Iterator[tuple[str, datetime]]:
+    """(storage name, last modified, aware) of every file under the folder `prefix`, at any depth."""
+    lister = getattr(default_storage, "list_files", None)
+    if lister:
+        yield from lister(prefix)
+        return
+    try:
+        root = default_storage.path(prefix)
+    except NotImplementedError:
+        return
+    for folder, _dirs, files in os.walk(root):
+        for file in files:
+            path = os.path.join(folder, file)
+            name = os.path.relpath(path, default_storage.path("")).replace(os.sep, "/")
+            yield name, datetime.fromtimestamp(os.path.getmtime(path), tz=timezone.utc)
 
 
 def _files_under(folder: str) -> list[str]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
@@ -29,6 +29,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views import defaults
+
+from .middleware import BothModes
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +72,15 @@ def refuse(request: HttpRequest, status: int, title: str, message: str) -> HttpR
     return render(request, "request_refused.html", {"title": title, "message": message}, status=status)
 
 
-class RequestSizeLimitMiddleware:
+class RequestSizeLimitMiddleware(BothModes):
     """413 for a body over body_limit(), read from Content-Length alone. It must run before
     CsrfViewMiddleware's process_view, which reads request.POST: any place in MIDDLEWARE does,
     as every middleware's __call__ runs before the first process_view. Under ASGI the server has
     read the body before any middleware runs, unless webapp/asgi.py's SkipOversizedBodies held it
     back (it does, by the same limit). Sync and async: an async view's chain stays async."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
     def __call__(self, request: HttpRequest):
-        if iscoroutinefunction(self.get_response):
+        if self.is_async:
             return self._async_call(request)
         message = too_large(request)
         return refuse(request, 413, "Too large", message) if message else self.get_response(request)

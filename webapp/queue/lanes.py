@@ -18,6 +18,13 @@ first, and each lane in order of arrival).
 QUEUE = "gpu"
 # Messages already queued carry this name: it must not change with the module's path.
 TASK_NAME = "webapp.run_style_job"
+# The nine patches that excite a unit (webapp/worker/patches.py): a second of work, asked for by
+# a person looking at a page, so on a queue of its own: it never waits behind the backlog of
+# style jobs (a worker that consumes both takes from each in turn), it stays out of the jobs'
+# queue depth and the reconciler, and a machine without a GPU can serve it alone.
+PATCHES_QUEUE = "patches"
+PATCHES_TASK_NAME = "webapp.render_unit_patches"
+WORKER_QUEUES = (QUEUE, PATCHES_QUEUE)  # what every worker consumes by default
 LANES = 10
 DEFAULT_LANE = 4
 MIN_PRIORITY, MAX_PRIORITY = -9, 9

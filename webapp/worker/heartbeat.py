@@ -114,14 +114,18 @@ def record(worker_name: str, *, pid: int, job_id=None, keep_job: bool = False,
            report: DeviceReport | None = None) -> None:
     """Write the heartbeat of the worker whose main process is `pid`: the job it works on
     (`job_id` None: idle; `keep_job`: as last reported) and its device (`report`, else asked now)."""
+    from django.db.models.functions import Now
     from django.utils import timezone
 
     from ..models import WorkerHeartbeat  # not at import: the worker loads this step before Django is set up
 
+    from .startup import machine_name
+
     report = report or device_report()
     now = timezone.now()
-    values = {"pid": pid, "last_seen": now, "device": report.name[:100], "device_memory_bytes": report.memory_total,
-              "device_memory_used_bytes": report.memory_used}
+    # last_seen by the database's clock, as every liveness comparison is (startup.py, lifecycle.py).
+    values = {"pid": pid, "last_seen": Now(), "machine": machine_name(), "device": report.name[:100],
+              "device_memory_bytes": report.memory_total, "device_memory_used_bytes": report.memory_used}
     if not keep_job:
         values["current_job_id"] = job_id
     WorkerHeartbeat.objects.update_or_create(name=worker_name[:255], defaults=values,
@@ -133,7 +137,8 @@ class Heartbeat(bootsteps.StartStopStep):
     WORKER_HEARTBEAT_SECONDS, and its database connection closed after each (the pool's
     children are forked from this process and must not share it)."""
 
-    requires = {"celery.worker.components:Timer"}
+    # After the start-up checks: a worker that refuses to start must not write a heartbeat first.
+    requires = {"celery.worker.components:Timer", "webapp.worker.startup:StartupChecks"}
 
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)

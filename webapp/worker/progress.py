@@ -4,7 +4,8 @@ previews, checkpoints, heartbeats and the cancel check.
 The engine calls it after every iteration, which on a GPU can be hundreds of times
 a second; the database sees at most one progress write per PROGRESS_EVERY_SECONDS,
 storage one preview per PREVIEW_EVERY_SECONDS and one checkpoint per
-CHECKPOINT_EVERY_SECONDS. The cancel flag is read after every iteration (one small
+CHECKPOINT_EVERY_SECONDS, uploaded by a thread of its own (checkpoints.py) and recorded
+here with the next write once it is stored. The cancel flag is read after every iteration (one small
 query by primary key; at most every CANCEL_CHECK_EVERY_SECONDS when that is set), so a
 cancelled job stops within the iteration after the one it was in.
 """
@@ -24,6 +25,7 @@ from ..jobs import lifecycle, live, storage
 from ..models import StyleJob
 from ..numbers import finite_float
 from . import heartbeat
+from .checkpoints import CheckpointUploader
 from .heartbeat import DeviceReport, device_report
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ class JobProgress:
         self.next_checkpoint = now + self.checkpoint_every
         self.preview_name = job.preview.name or ""
         self.checkpoint_name = job.checkpoint.name or ""
+        self.checkpoints = CheckpointUploader(job)
+        self.checkpoint_step = 0
         self.next_device = self.next_cancel_check = now
         self.device = DeviceReport("unknown")
         self.writes = 0
@@ -104,8 +108,13 @@ class JobProgress:
         now = self.clock()
         last = progress.step >= progress.total_steps
         files: dict[str, str] = {}
-        if now >= self.next_checkpoint and not last:  # after the last step the result is saved instead
-            files["checkpoint"] = storage.save_checkpoint(self.job, progress.checkpoint().to_bytes())
+        stored = self.checkpoints.take_stored()
+        if stored:
+            files["checkpoint"], self.checkpoint_step = stored
+        # After the last step the result is saved instead. While an upload is in flight no new
+        # snapshot is taken: the next iteration tries again, so the newest state goes next.
+        if now >= self.next_checkpoint and not last and self.checkpoints.idle():
+            self.checkpoints.submit(progress.checkpoint(), progress.step)
             self.next_checkpoint = now + self.checkpoint_every
         if now >= self.next_preview:
             files["preview"] = storage.save_preview(self.job, progress.preview())
@@ -139,7 +148,8 @@ class JobProgress:
         if "checkpoint" in files:
             replaced.append(self.checkpoint_name)
             self.checkpoint_name = files["checkpoint"]
-            log.info("job %s: checkpoint at step %d of %d", self.job.pk, progress.step, progress.total_steps)
+            log.info("job %s: checkpoint at step %d of %d recorded", self.job.pk, self.checkpoint_step,
+                     progress.total_steps)
         storage.delete_files(replaced)
         heartbeat.record(self.job.worker_host, pid=os.getppid(), job_id=self.job.pk, report=device)
 

@@ -20,6 +20,7 @@ from stylize.visualize import all_visualizations
 from ..jobs import lifecycle, storage
 from ..models import StyleJob
 from . import progress
+from .job_heartbeat import JobHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,13 @@ ADMINS_TOLD = "The details are kept for the administrators."
 
 
 def execute(job: StyleJob) -> str:
-    """Run a claimed job and record its outcome; returns the job's new status."""
+    """Run a claimed job and record its outcome; returns the job's new status. The job's heartbeat
+    beats from a thread of its own meanwhile (job_heartbeat.py)."""
+    with JobHeartbeat(job):
+        return _execute(job)
+
+
+def _execute(job: StyleJob) -> str:
     try:
         _run(job)
         return Status.SUCCEEDED
@@ -52,7 +59,8 @@ def execute(job: StyleJob) -> str:
     except stylize.WeightsError:
         return _fail(job, f"The worker could not load the neural network's weights. {ADMINS_TOLD}",
                      traceback.format_exc())
-    except OSError:  # storage or network: may pass, so the job is retried while it has attempts
+    except storage.STORAGE_ERRORS:  # the store or the network: may pass, so the job is retried while it
+        # has attempts (from its checkpoint). botocore's errors are not OSErrors.
         return _fail(job, f"A stored file could not be read or written. {ADMINS_TOLD}", traceback.format_exc(),
                      retryable=True)
     except Exception:
@@ -75,7 +83,10 @@ def _run(job: StyleJob) -> None:
     reporter = progress.JobProgress(job, history=resume.history if resume else ())
     log.info("job %s: attempt %d, %d style(s), size %d, %d scale(s)", job.pk, job.attempts, len(styles),
              config.size, config.scales)
-    result = stylize.run(content, styles, config, on_progress=reporter, resume=resume)
+    try:
+        result = stylize.run(content, styles, config, on_progress=reporter, resume=resume)
+    finally:
+        reporter.checkpoints.close()  # the run is over: a checkpoint still uploading is not needed
 
     result_name = storage.save_result(job, result)
     artifact_names = storage.save_artifacts(job, _visualizations(job, config, content, styles, result))
@@ -86,13 +97,15 @@ def _run(job: StyleJob) -> None:
 
 
 def _checkpoint_to_resume(job: StyleJob, config: stylize.StyleConfig) -> stylize.Checkpoint | None:
-    """The job's stored checkpoint if it can continue this run; else None (start over)."""
+    """The job's stored checkpoint if it can continue this run; else None (start over). A store
+    that cannot be reached raises (the job is retried later, from this checkpoint): starting over
+    would throw away the work it holds."""
     if not job.checkpoint.name:
         return None
     try:
         checkpoint = storage.load_checkpoint(job.checkpoint.name)
         checkpoint.check_matches(config if config.seed is not None else config.replace(seed=checkpoint.seed))
-    except (OSError, stylize.ConfigError) as exc:
+    except (FileNotFoundError, stylize.ConfigError) as exc:
         log.warning("job %s: not resuming from checkpoint %s: %s", job.pk, job.checkpoint.name, exc)
         return None
     log.info("job %s: resuming from its checkpoint (scale %d, iteration %d)", job.pk, checkpoint.scale,

@@ -44,7 +44,14 @@ def run_style_job(self, job_id: str) -> str:
     worker = self.request.hostname or "worker"
     job = lifecycle.claim(job_id, worker, task_id=self.request.id)
     if job is None:
-        return "not claimed"
+        delay = lifecycle.takeover_delay(job_id, self.request.id, worker)
+        if delay is None:
+            return "not claimed"
+        # Running elsewhere under this message, heartbeat still fresh: its worker may have just
+        # died (the message came back) or may be alive (a duplicate). Ask again once the heartbeat
+        # would be stale; a live job's will have moved on, a dead one's is then taken over here.
+        log.info("job %s: running elsewhere with a fresh heartbeat; this message asks again in %.0f s", job_id, delay)
+        raise self.retry(countdown=delay, max_retries=None)
     try:
         return execute(job)
     finally:

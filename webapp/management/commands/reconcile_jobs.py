@@ -1,6 +1,7 @@
 """`manage.py reconcile_jobs [--every SECONDS] [--alive-file PATH]`: send again the queued jobs the
 broker lost, requeue the running jobs whose worker went silent (webapp/jobs/reconcile.py); with
---every, each pass also prunes old Idempotency-Key answers (prune_idempotency_keys)."""
+--every, each pass also prunes old Idempotency-Key answers (prune_idempotency_keys) and, with
+RETENTION_DAYS set, deletes old files (webapp/jobs/retention.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from webapp.api.idempotency import prune as prune_idempotency_keys
+from webapp.jobs import retention
 from webapp.jobs.reconcile import reconcile
 from webapp.queue.broker import BrokerUnavailable
 
@@ -22,7 +24,8 @@ log = logging.getLogger("webapp.jobs.reconcile")
 class Command(BaseCommand):
     help = ("Send again every job queued in the database whose message the broker does not hold, and requeue "
             "running jobs whose worker has been silent for STUCK_AFTER_SECONDS. One pass (exit status 1 if "
-            "the broker cannot be reached), or with --every, a pass every SECONDS until stopped.")
+            "the broker cannot be reached), or with --every, a pass every SECONDS until stopped; with "
+            "RETENTION_DAYS set, the loop also deletes old files (webapp/jobs/retention.py).")
 
     def add_arguments(self, parser):
         parser.add_argument("--every", type=float, metavar="SECONDS",
@@ -55,6 +58,10 @@ class Command(BaseCommand):
     def one_pass(self) -> None:
         close_old_connections()  # a long-running process: drop a connection the database closed
         self.prune()
+        self.reconcile()
+        self.retain()
+
+    def reconcile(self) -> None:
         try:
             report = reconcile()
         except BrokerUnavailable as exc:
@@ -76,3 +83,10 @@ class Command(BaseCommand):
             return
         if pruned:
             log.info("pruned %d idempotency key(s)", pruned)
+
+    def retain(self) -> None:
+        """Retention (RETENTION_DAYS, off by default), at most every RETENTION_EVERY_SECONDS."""
+        try:
+            retention.maybe_sweep()
+        except Exception:  # the store or the database away for a moment: a later pass tries again
+            log.exception("the retention sweep failed")

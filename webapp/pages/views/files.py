@@ -1,5 +1,5 @@
 """Stored files, served to their owner only: inputs, results, previews, visualisations,
-thumbnails, and the top patches of a unit computed on demand.
+thumbnails, and the top patches of a unit (computed by a worker on request).
 
 Nothing is a public /media/ URL: every file goes through a view that looks the job or
 image up among the logged-in person's own, so another person's file is a 404. URLs of
@@ -19,13 +19,9 @@ from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_GET
 from PIL import Image
 
-import stylize
-from stylize.visualize import top_patches
-from stylize.vgg import features_for
-
-from ...jobs import storage
+from ...jobs import patches
 from ...jobs.present import version
-from ...jobs.storage import CACHED, serve
+from ...jobs.storage import CACHED, STORAGE_ERRORS, StorageUnavailable, open_for_view, serve
 from ...models import StyleJob
 from ..forms import PatchesForm
 from .common import own_image, own_job, require
@@ -35,7 +31,6 @@ log = logging.getLogger(__name__)
 Status = StyleJob.Status
 IMAGE_THUMBNAIL_PX = 240  # the picker's tiles and the inputs on the job page
 JOB_THUMBNAIL_PX = 480  # the gallery's cards, at twice their CSS size
-PATCHES_IMAGE_PX = 192  # long side the images are analysed at: small, so a request takes a moment
 
 
 def _extension(name: str) -> str:
@@ -95,23 +90,32 @@ def job_artifact(request, job_id, name):
 
 
 def thumbnail(source: str, name: str, long_side: int) -> str:
-    """The stored JPEG thumbnail `name` of the stored image `source`, made on first use."""
-    if default_storage.exists(name):
-        return name
+    """The stored JPEG thumbnail `name` of the stored image `source`, made on first use. Http404
+    when the source is missing or not an image; StorageUnavailable (503) when the store cannot
+    be reached."""
     try:
-        with default_storage.open(source, "rb") as f:
-            with Image.open(f) as img:
-                img.draft("RGB", (long_side, long_side))  # JPEG: decode at a fraction of the size
-                img.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
-                picture = _flatten(img)
-    except (FileNotFoundError, OSError):
+        if default_storage.exists(name):
+            return name
+        with open_for_view(source) as f:
+            data = f.read()
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"cannot make the thumbnail {name}: {exc}") from exc
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.draft("RGB", (long_side, long_side))  # JPEG: decode at a fraction of the size
+            img.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+            picture = _flatten(img)
+    except OSError:  # not a picture Pillow can read (it was one when it was stored)
         log.warning("cannot make a thumbnail of %s", source, exc_info=True)
         raise Http404
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=85, optimize=True)
-    stored = default_storage.save(name, ContentFile(buffer.getvalue()))
-    if stored != name:  # another request made it at the same moment
-        default_storage.delete(stored)
+    try:
+        stored = default_storage.save(name, ContentFile(buffer.getvalue()))
+        if stored != name:  # another request made it at the same moment
+            default_storage.delete(stored)
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable(f"cannot store the thumbnail {name}: {exc}") from exc
     return name
 
 
@@ -131,7 +135,10 @@ def _flatten(img: Image.Image) -> Image.Image:
 @require_GET
 def job_patches(request, job_id):
     """?layer=relu3_1&unit=12 -> a PNG of the top patches of that unit in content, style and
-    result; 400 with a message for a bad layer or unit. Computed once, then read from storage."""
+    result, computed by a worker (webapp/jobs/patches.py): 202 while it is being computed (the
+    page asks again), 200 with the picture once it is there; 400 for a bad layer or unit, 409
+    before the job has succeeded or when it could not be computed, 429 past the hourly limit,
+    503 with no worker running."""
     job = own_job(request, job_id)
     form = PatchesForm(request.GET)
     if not form.is_valid():
@@ -139,32 +146,19 @@ def job_patches(request, job_id):
     if job.status != Status.SUCCEEDED or not job.result.name:
         return _plain("The patches can be shown once the job has finished successfully.", status=409)
     layer, unit = form.cleaned_data["layer"], form.cleaned_data["unit"]
-    name = f"results/{job.pk}/patches-{layer}-{unit}-{version(job.result.name)}.png"
-    if not default_storage.exists(name):
-        try:
-            picture = render_patches(job, layer, unit)
-        except stylize.ConfigError as error:  # params stored long ago that no longer validate
-            return _plain(f"This job's parameters can no longer be read: {error}", status=409)
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        stored = default_storage.save(name, ContentFile(buffer.getvalue()))
-        if stored != name:  # computed twice at the same moment: keep one
-            default_storage.delete(stored)
-        log.info("job %s: top patches of %s unit %d computed", job.pk, layer, unit)
-    return serve(request, name, filename=f"patches-{layer}-{unit}.png", cache=CACHED)
-
-
-def render_patches(job: StyleJob, layer: str, unit: int) -> Image.Image:
-    """The engine's top_patches on the job's content, its weightiest style and its result, small and on the CPU."""
-    config = job.config()
-    styles = job.ordered_styles()
-    weights = config.blend_weights(len(styles))
-    style = styles[weights.index(max(weights))]
-    images = {"content": storage.open_image(job.content.file.name), "style": storage.open_image(style.file.name),
-              "result": storage.open_image(job.result.name)}
-    net = features_for([layer], pooling=config.pooling, source=config.weights, device="cpu")
-    return top_patches(net, {k: v.convert("RGB") for k, v in images.items()}, layer, unit, k=9,
-                       size=PATCHES_IMAGE_PX)
+    try:
+        row = patches.ask(job, layer, unit)
+    except patches.PatchesRefused as refusal:
+        return _plain(str(refusal), status=refusal.status)
+    if row.file:
+        return serve(request, row.file.name, filename=f"patches-{layer}-{unit}.png", cache=CACHED)
+    if row.error:
+        patches.forget_failure(row)
+        return _plain(row.error, status=409)
+    response = _plain("The patches are being computed.", status=202)
+    response["Retry-After"] = "1"
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _plain(message: str, status: int) -> HttpResponse:
