@@ -30,7 +30,8 @@ test: $(STAMP) $(CHROMIUM)
 	$(PY) bench/bench_cpu.py --smoke
 	$(PY) bench/load_test.py --smoke
 
-# 200 pollers + 20 submitters for 60 s against gunicorn on this machine (README, Reliability).
+# 1000 event-stream watchers + 200 API pollers + 20 submitters for 60 s against the web server on
+# this machine (README, Reliability).
 load: $(STAMP)
 	$(PY) bench/load_test.py
 
