@@ -2,6 +2,9 @@
 
 Registered for the whole suite (tests/conftest.py: `pytest_plugins = ["tests.processes"]`):
 
+    redis_url, worker, broker, shared_media           the session's one redis-server and one real worker
+                                                      (`integration@<host>`), sharing this session's
+                                                      database and a media folder with the test process
     redis_factory(appendonly=False) -> RedisServer   a started redis-server on a free port and its own
                                                       folder (appendonly: appendfsync always); .url
                                                       .client() .stop() .kill() .start() .restart() .log()
@@ -298,6 +301,45 @@ def send_to(monkeypatch):
     yield point
     app.conf.broker_transport_options = saved
     _drop_connections(app)
+
+
+# -- one redis-server and one worker for the whole session ----------------------------------------
+# (tests/integration, tests/e2e and the API's end-to-end test share them: one worker, one node name)
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.start().url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url, django_db_setup, django_db_blocker, tmp_path_factory, python_env) -> Worker:
+    folder = tmp_path_factory.mktemp("worker")
+    with django_db_blocker.unblock():
+        database_url = database_url_for_subprocesses()
+    env = worker_env(python_env, database_url=database_url, broker_url=redis_url, media_root=folder / "media",
+                     var_dir=folder)
+    running = Worker("integration@%h", env, folder / "worker.log", folder / "media")
+    try:
+        yield running.wait_ready()
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def broker(redis_url, send_to):
+    """This process sends its messages to the session's redis-server (the test settings say memory://)."""
+    return send_to(redis_url)
+
+
+@pytest.fixture
+def shared_media(worker, settings) -> Path:
+    """The test process stores uploads where the worker reads them."""
+    settings.MEDIA_ROOT = str(worker.media_root)
+    return worker.media_root
 
 
 # -- jobs ---------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import zipfile
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.integration.conftest import broker, redis_url, shared_media, worker  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker must see what this process commits
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def redis_url(redis_factory, settings) -> str:
+def live_redis(redis_factory, settings) -> str:
     settings.LIVE_UPDATES_URL = redis_factory().url
     return settings.LIVE_UPDATES_URL
 
@@ -25,7 +25,7 @@ def state_of(api, job, **headers):
     return api.get(f"/api/v1/jobs/{job.pk}/state", headers=headers)
 
 
-def test_it_answers_the_published_state_with_an_etag_and_304_while_it_is_unchanged(redis_url, api, make_job):
+def test_it_answers_the_published_state_with_an_etag_and_304_while_it_is_unchanged(live_redis, api, make_job):
     job = make_job()
     first = state_of(api, job)
     assert first.status_code == 200 and first.json()["status"] == Status.QUEUED
@@ -38,7 +38,7 @@ def test_it_answers_the_published_state_with_an_etag_and_304_while_it_is_unchang
     assert changed["ETag"] != first["ETag"]
 
 
-def test_a_long_poll_returns_at_the_next_change(redis_url, api, make_job):
+def test_a_long_poll_returns_at_the_next_change(live_redis, api, make_job):
     job = make_job()
     etag = state_of(api, job)["ETag"]
     threading.Timer(0.5, lambda: lifecycle.claim(job.pk, "gpu0@box")).start()
@@ -48,14 +48,14 @@ def test_a_long_poll_returns_at_the_next_change(redis_url, api, make_job):
     assert time.monotonic() - started < 15  # it did not wait out the 20 s
 
 
-def test_a_long_poll_with_nothing_happening_ends_with_304(redis_url, api, make_job):
+def test_a_long_poll_with_nothing_happening_ends_with_304(live_redis, api, make_job):
     job = make_job()
     etag = state_of(api, job)["ETag"]
     response = api.get(f"/api/v1/jobs/{job.pk}/state?wait=0.5", headers={"If-None-Match": etag})
     assert response.status_code == 304
 
 
-def test_without_a_snapshot_or_without_redis_the_row_answers(redis_url, api, make_job, settings):
+def test_without_a_snapshot_or_without_redis_the_row_answers(live_redis, api, make_job, settings):
     job = make_job()
     live._client().delete(live.state_key(job.pk))  # Redis restarted without its data
     assert state_of(api, job).json()["status"] == Status.QUEUED
@@ -66,7 +66,7 @@ def test_without_a_snapshot_or_without_redis_the_row_answers(redis_url, api, mak
     assert state_of(api, job, If_None_Match=etag).status_code == 304
 
 
-def test_it_is_the_owners_only_and_wait_is_bounded(redis_url, api, other_api, make_job, client):
+def test_it_is_the_owners_only_and_wait_is_bounded(live_redis, api, other_api, make_job, client):
     job = make_job()
     assert state_of(other_api, job).status_code == 404
     assert client.get(f"/api/v1/jobs/{job.pk}/state").status_code == 401
@@ -74,7 +74,7 @@ def test_it_is_the_owners_only_and_wait_is_bounded(redis_url, api, other_api, ma
     assert api.get(f"/api/v1/jobs/{job.pk}/state?wait=soon").status_code == 400
 
 
-def test_a_revoked_token_is_refused_once_the_process_stops_remembering_it(redis_url, api, user, make_job,
+def test_a_revoked_token_is_refused_once_the_process_stops_remembering_it(live_redis, api, user, make_job,
                                                                            monkeypatch):
     from knox.models import AuthToken
 
@@ -106,7 +106,7 @@ async def asgi_get(app, path: str, headers: dict[str, str], query: bytes = b"") 
 
 
 @pytest.mark.asyncio
-async def test_an_unchanged_poll_from_a_known_token_is_answered_without_django(redis_url, api, make_job, other_api):
+async def test_an_unchanged_poll_from_a_known_token_is_answered_without_django(live_redis, api, make_job, other_api):
     from asgiref.sync import sync_to_async
 
     from webapp.api.live import UnchangedPolls

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-# The worker and broker fixtures are the integration tests' own (one redis-server and one
-# worker per session, shared database file and media folder).
-from tests.integration.conftest import broker, redis_url, shared_media, worker  # noqa: F401
+# The worker, broker and shared_media fixtures are the session's (tests/processes.py): one
+# redis-server and one worker, a shared database file and media folder.
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
 # plain blocking calls all the same.
@@ -23,8 +22,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One chromium per test module: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which must be gone before the suite's async tests run."""
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")

@@ -20,7 +20,7 @@ Status = StyleJob.Status
 
 
 @pytest.fixture
-def redis_url(redis_factory, settings) -> str:
+def live_redis(redis_factory, settings) -> str:
     """Live updates on, through a private redis-server."""
     settings.LIVE_UPDATES_URL = redis_factory().url
     return settings.LIVE_UPDATES_URL
@@ -32,7 +32,7 @@ def published(job) -> dict | None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_each_transition_publishes_the_jobs_state_with_its_owner(redis_url, make_job):
+def test_each_transition_publishes_the_jobs_state_with_its_owner(live_redis, make_job):
     job = make_job()
     assert (published(job)["status"], published(job)["owner"]) == (Status.QUEUED, job.owner_id)
     lifecycle.claim(job.pk, "gpu0@box")
@@ -42,7 +42,7 @@ def test_each_transition_publishes_the_jobs_state_with_its_owner(redis_url, make
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_progress_write_publishes_the_state_and_only_the_new_loss_points(redis_url, make_job, settings):
+def test_a_progress_write_publishes_the_state_and_only_the_new_loss_points(live_redis, make_job, settings):
     settings.PROGRESS_EVERY_SECONDS = settings.PREVIEW_EVERY_SECONDS = 0
     job = lifecycle.claim(make_job().pk, "gpu0@box")
     pubsub = live._client().pubsub()
@@ -94,7 +94,7 @@ def client_of(user):
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_the_stream_sends_the_whole_state_then_each_change_and_ends_with_the_job(redis_url, make_job, client_of):
+async def test_the_stream_sends_the_whole_state_then_each_change_and_ends_with_the_job(live_redis, make_job, client_of):
     job = await sync_to_async(make_job)()
     await StyleJob.objects.filter(pk=job.pk).aupdate(loss_history=[{"step": 1, "scale": 0, "loss": 5.0, "losses": {}}])
     client = await client_of()
@@ -114,7 +114,7 @@ async def test_the_stream_sends_the_whole_state_then_each_change_and_ends_with_t
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_reconnect_with_the_last_event_id_skips_the_state_it_has(redis_url, make_job, client_of):
+async def test_a_reconnect_with_the_last_event_id_skips_the_state_it_has(live_redis, make_job, client_of):
     job = await sync_to_async(make_job)()
     client = await client_of()
     first = (await events(await client.get(f"/jobs/{job.pk}/events"), 1))[0][1]
@@ -126,7 +126,7 @@ async def test_a_reconnect_with_the_last_event_id_skips_the_state_it_has(redis_u
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_finished_job_gets_its_final_state_and_the_end(redis_url, make_job, client_of):
+async def test_a_finished_job_gets_its_final_state_and_the_end(live_redis, make_job, client_of):
     job = await sync_to_async(make_job)()
     await sync_to_async(lifecycle.cancel)(job)
     received = await events(await (await client_of()).get(f"/jobs/{job.pk}/events"), 2)
@@ -136,7 +136,7 @@ async def test_a_finished_job_gets_its_final_state_and_the_end(redis_url, make_j
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_only_the_owner_may_follow_and_without_live_updates_the_page_is_told_to_poll(
-        redis_url, make_job, client_of, other, settings):
+        live_redis, make_job, client_of, other, settings):
     job = await sync_to_async(make_job)()
     assert (await (await client_of(other)).get(f"/jobs/{job.pk}/events")).status_code == 404
     assert (await AsyncClient().get(f"/jobs/{job.pk}/events")).status_code == 401
