@@ -1,9 +1,10 @@
 """The client side of bench/load_test.py: asyncio + aiohttp, so one process holds a thousand
 connections cheaply. Knows nothing about how the servers were started; talks HTTP to `base`.
 
-    watchers    each follows the newest job of its person as the job page does: the job's event
-                stream (/jobs/<id>/events, with a session cookie), until its `end` event, then
-                the person's next job. Each event's delay is the time between the worker's
+    watchers    each follows the newest job of its person as the job page does: its state
+                (status.json, with a session cookie: what a page load asks, and the ticket to the
+                stream) then the job's event stream (/jobs/<id>/events?ticket=…), until its `end`
+                event, then the person's next job. Each event's delay is the time between the worker's
                 publish (the event's `published`) and its arrival here (one machine, one clock).
     pollers     each asks for the newest job of its person through the API's cheap poll
                 (/api/v1/jobs/<id>/state, with a token) about once a second; a share of them
@@ -194,8 +195,9 @@ class Streams:
     open_max: int = 0
     open_samples: list[int] = field(default_factory=list)
     connects: int = 0
-    finals: int = 0  # streams that ended with their job's final state and `end`
-    lost_finals: int = 0  # streams of a running job that ended without them
+    reconnects: int = 0  # a stream that dropped before its job's end, opened again (as EventSource does)
+    finals: int = 0  # jobs followed to their final state and `end`
+    lost_finals: int = 0  # jobs followed whose final state never came
     errors: Counter = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
 
@@ -212,14 +214,15 @@ class Streams:
 
         return {"events": self.events, "delay_p50_ms": pct(50), "delay_p95_ms": pct(95), "delay_p99_ms": pct(99),
                 "delay_max_ms": round(ordered[-1], 1) if count else None, "connects": self.connects,
+                "reconnects": self.reconnects,
                 "open_max": self.open_max,
                 "open_mean": round(sum(self.open_samples) / len(self.open_samples)) if self.open_samples else 0,
                 "finals": self.finals, "lost_finals": self.lost_finals, "errors": sum(self.errors.values()),
                 "error_kinds": dict(self.errors), "error_samples": self.samples}
 
 
-async def watcher(session: aiohttp.ClientSession, base: str, person: Person, streams: Streams, stop_at: float,
-                  finish_by: float) -> None:
+async def watcher(rec: Recorder, session: aiohttp.ClientSession, base: str, person: Person, streams: Streams,
+                  stop_at: float, finish_by: float) -> None:
     """Follows the person's newest job through its event stream, as the job page does; after
     `stop_at` it follows no new job, but stays until the one it has ends (at most `finish_by`)."""
     followed: set[str] = set()
@@ -230,21 +233,42 @@ async def watcher(session: aiohttp.ClientSession, base: str, person: Person, str
             await asyncio.sleep(0.5)
             continue
         followed.add(job)
-        await follow(session, base, person, job, streams, finish_by)
+        page = await rec.call("GET /jobs/<id>/status.json (opening the page)", "GET", f"{base}/jobs/{job}/status.json",
+                              headers=person.page_headers())
+        if page is not None:
+            await follow(session, base + page["events_url"], person, streams, finish_by)
 
 
-async def follow(session: aiohttp.ClientSession, base: str, person: Person, job: str, streams: Streams,
+async def follow(session: aiohttp.ClientSession, url: str, person: Person, streams: Streams,
                  finish_by: float) -> None:
-    streams.connects += 1
-    url = f"{base}/jobs/{job}/events"
+    """One job's stream until its `end`, reconnecting as EventSource does (after the server's
+    `retry`, with Last-Event-ID) when it drops; a final state never received is a lost one."""
+    last_id, retry_s = None, 2.0
+    while time.monotonic() < finish_by:
+        streams.connects += 1
+        outcome, last_id, retry_s = await _stream_once(session, url, streams, finish_by, last_id, retry_s)
+        if outcome == "ended":
+            streams.finals += 1
+            return
+        if outcome == "refused":
+            break
+        streams.reconnects += 1
+        await asyncio.sleep(retry_s)
+    streams.lost_finals += 1
+    streams.error("no final state", f"GET {url}: its job's final state never came")
+
+
+async def _stream_once(session: aiohttp.ClientSession, url: str, streams: Streams, finish_by: float,
+                       last_id: str | None, retry_s: float) -> tuple[str, str | None, float]:
+    """("ended" | "dropped" | "refused", the last event id, the retry delay) of one connection."""
     event, finished = "message", False
+    headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
     try:
         timeout = aiohttp.ClientTimeout(total=max(1.0, finish_by - time.monotonic()), sock_connect=REQUEST_TIMEOUT_S)
-        async with session.get(url, headers={"Cookie": person.session_cookie, "Accept": "text/event-stream"},
-                               allow_redirects=False, timeout=timeout) as response:
+        async with session.get(url, headers=headers, allow_redirects=False, timeout=timeout) as response:
             if response.status != 200:
                 streams.error(f"HTTP {response.status}", f"GET {url} -> {response.status}")
-                return
+                return "refused", last_id, retry_s
             streams.open_now += 1
             streams.open_max = max(streams.open_max, streams.open_now)
             try:
@@ -252,11 +276,14 @@ async def follow(session: aiohttp.ClientSession, base: str, person: Person, job:
                     line = raw.decode().rstrip("\n")
                     if line.startswith("event: "):
                         event = line[7:]
+                    elif line.startswith("id: "):
+                        last_id = line[4:]
+                    elif line.startswith("retry: "):
+                        retry_s = int(line[7:]) / 1000
                     elif line.startswith("data: "):
                         arrived = time.time()
                         if event == "end":
-                            streams.finals += finished
-                            return
+                            return ("ended" if finished else "dropped"), last_id, retry_s
                         state = json.loads(line[6:])
                         streams.events += 1
                         finished = bool(state.get("finished"))
@@ -266,13 +293,12 @@ async def follow(session: aiohttp.ClientSession, base: str, person: Person, job:
                         event = "message"
             finally:
                 streams.open_now -= 1
-        streams.lost_finals += 1  # the stream ended without its `end`
-        streams.error("no end event", f"GET {url}: the stream ended before the job did")
+        return "dropped", last_id, retry_s
     except asyncio.TimeoutError:
-        streams.error("still running at the end", f"GET {url}: the job had not ended by the deadline")
+        return "dropped", last_id, retry_s
     except (aiohttp.ClientError, ValueError) as exc:
-        streams.lost_finals += 1
         streams.error(type(exc).__name__, f"GET {url}: {exc}")
+        return "dropped", last_id, retry_s
 
 
 async def sample_open_streams(streams: Streams, stop_at: float) -> None:
@@ -374,7 +400,7 @@ async def run(base: str, people: list[Person], *, watchers: int, pollers: int, e
         started = time.monotonic()
         stop_at = started + duration
         finish_by = stop_at + drain_timeout
-        watching = [asyncio.ensure_future(watcher(streaming, base, people[i % len(people)], streams, stop_at,
+        watching = [asyncio.ensure_future(watcher(rec, streaming, base, people[i % len(people)], streams, stop_at,
                                                   finish_by)) for i in range(watchers)]
         tasks = [poller(rec, base, people[i % len(people)], etag=i < round(pollers * etag_share),
                         interval=poll_interval, stop_at=stop_at) for i in range(pollers)]

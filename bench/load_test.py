@@ -323,7 +323,8 @@ def print_summary(report: dict) -> None:
             print(f"  error ({name}): {sample}")
     st = report["streams"]
     print(f"\nevent streams: {st['events']} events; delay p50/p95/p99/max {st['delay_p50_ms']} / {st['delay_p95_ms']}"
-          f" / {st['delay_p99_ms']} / {st['delay_max_ms']} ms; {st['connects']} streams opened, open at once "
+          f" / {st['delay_p99_ms']} / {st['delay_max_ms']} ms; {st['connects']} streams opened ({st['reconnects']} "
+          f"reconnections after a drop), open at once "
           f"max {st['open_max']}, mean {st['open_mean']}; {st['finals']} ended with their job's final state, "
           f"{st['lost_finals']} lost; {st['errors']} error(s) {st['error_kinds'] or ''}")
     for sample in st["error_samples"]:

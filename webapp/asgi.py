@@ -6,8 +6,10 @@ Around Django:
 * ServeStatic (WhiteNoise's ASGI fork) answers /static/... from STATIC_ROOT (collectstatic: the
   Dockerfile and `make run` run it), compressed and cached, before a request reaches Django;
   uploads and results are not static files: Django's own views serve them to their owner.
-* UnchangedPolls (webapp/api/live.py): the API's most frequent answer, 304 to an unchanged poll,
-  without Django's middleware chain; any other request goes on to Django.
+* JobEvents (webapp/pages/views/live.py) and StatePolls (webapp/api/live.py): the job pages'
+  event streams and the API's cheap polls, the two requests that come by the thousand, served
+  without Django's middleware chain (each of its synchronous middleware costs a thread hop); any
+  other request goes on to Django.
 * SkipOversizedBodies: Django's ASGI handler reads a whole body before any middleware runs, so a
   body whose Content-Length is over the limit (pages/request_limits.body_limit) is not read at all:
   Django gets an empty one, and RequestSizeLimitMiddleware answers 413 from the header as it does
@@ -26,8 +28,9 @@ from servestatic import ServeStaticASGI  # noqa: E402
 
 django_application = get_asgi_application()
 
-from .api.live import UnchangedPolls  # noqa: E402 (needs the apps loaded)
+from .api.live import StatePolls  # noqa: E402 (needs the apps loaded)
 from .pages.request_limits import body_limit  # noqa: E402
+from .pages.views.live import JobEvents  # noqa: E402
 
 
 class SkipOversizedBodies:
@@ -53,5 +56,5 @@ class SkipOversizedBodies:
         return limit is not None and length > limit
 
 
-application = ServeStaticASGI(UnchangedPolls(SkipOversizedBodies(django_application)), root=settings.STATIC_ROOT,
-                              prefix=settings.STATIC_URL)
+application = ServeStaticASGI(JobEvents(StatePolls(SkipOversizedBodies(django_application))),
+                              root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)

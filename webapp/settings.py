@@ -255,6 +255,8 @@ LIVE_UPDATES_URL = env_str("REDIS_URL", None)
 # The event stream sends a comment this often while nothing happens (proxies close silent connections).
 LIVE_KEEPALIVE_SECONDS = env_float("LIVE_KEEPALIVE_SECONDS", 15.0, min=0.1)
 LIVE_WAIT_MAX_SECONDS = 30  # the longest `?wait=` of the API's job state
+# A job page's ticket to its event stream is good for this long (a page open longer polls instead).
+LIVE_TICKET_SECONDS = env_int("LIVE_TICKET_SECONDS", 12 * 3600, min=60)
 
 # -- REST API (webapp/api) ---------------------------------------------------------------
 # The default cache (sessions, through cached_db) and the throttle counters: in Redis when REDIS_URL

@@ -106,10 +106,10 @@ async def asgi_get(app, path: str, headers: dict[str, str], query: bytes = b"") 
 
 
 @pytest.mark.asyncio
-async def test_an_unchanged_poll_from_a_known_token_is_answered_without_django(live_redis, api, make_job, other_api):
+async def test_the_polls_of_a_known_token_are_answered_in_front_of_django(live_redis, api, make_job, other_api):
     from asgiref.sync import sync_to_async
 
-    from webapp.api.live import UnchangedPolls
+    from webapp.api.live import StatePolls
 
     job = await sync_to_async(make_job)()
     first = await sync_to_async(state_of)(api, job)  # Django's view: the token is now known
@@ -119,18 +119,25 @@ async def test_an_unchanged_poll_from_a_known_token_is_answered_without_django(l
         reached_django.append(scope["path"])
         await send({"type": "http.response.start", "status": 200, "headers": []})
 
-    app = UnchangedPolls(django)
+    app = StatePolls(django)
     path = f"/api/v1/jobs/{job.pk}/state"
     token = api._credentials["HTTP_AUTHORIZATION"]
-    assert await asgi_get(app, path, {"Authorization": token, "If-None-Match": first["ETag"]}) == (
-        304, {"etag": first["ETag"], "cache-control": "private, no-cache", "x-content-type-options": "nosniff"})
-    assert reached_django == []
-    # Anything else is Django's: another ETag, a long poll, an unknown token, no ETag, another person.
-    await asgi_get(app, path, {"Authorization": token, "If-None-Match": '"other"'})
-    await asgi_get(app, path, {"Authorization": token, "If-None-Match": first["ETag"]}, query=b"wait=5")
-    await asgi_get(app, path, {"Authorization": "Token not-a-token", "If-None-Match": first["ETag"]})
-    await asgi_get(app, path, {"Authorization": token})
-    await sync_to_async(state_of)(other_api, job)  # known now, but not the owner
-    await asgi_get(app, path, {"Authorization": other_api._credentials["HTTP_AUTHORIZATION"],
-                               "If-None-Match": first["ETag"]})
-    assert len(reached_django) == 5
+    asked = {"Authorization": token, "Host": "testserver"}
+    status, headers = await asgi_get(app, path, {**asked, "If-None-Match": first["ETag"]})
+    assert (status, headers["etag"], headers["cache-control"]) == (304, first["ETag"], "private, no-cache")
+    status, headers = await asgi_get(app, path, {**asked, "If-None-Match": '"other"'})
+    assert status == 200 and headers["etag"] == first["ETag"] and headers["content-type"] == "application/json"
+    threading.Timer(0.5, lambda: lifecycle.claim(job.pk, "gpu0@box")).start()
+    status, headers = await asgi_get(app, path, {**asked, "If-None-Match": first["ETag"]}, query=b"wait=20")
+    assert status == 200 and headers["etag"] != first["ETag"]  # held until the job changed
+    await sync_to_async(state_of)(other_api, job)  # a known token, but not the owner's
+    status, _ = await asgi_get(app, path, {"Authorization": other_api._credentials["HTTP_AUTHORIZATION"],
+                                           "Host": "testserver"})
+    assert status == 404 and reached_django == []
+    # Django's: an unknown token, a session (no token), a host not allowed, a job with nothing published.
+    await asgi_get(app, path, {"Authorization": "Token not-a-token", "Host": "testserver"})
+    await asgi_get(app, path, {"Host": "testserver"})
+    await asgi_get(app, path, {**asked, "Host": "evil.example"})
+    live._client().delete(live.state_key(job.pk))
+    await asgi_get(app, path, asked)
+    assert len(reached_django) == 4

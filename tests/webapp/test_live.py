@@ -1,17 +1,21 @@
 """A job's live state is pushed through a real Redis: the lifecycle and the worker's progress writer
-publish each change, and the job page's event stream (GET /jobs/<id>/events) delivers it."""
+publish each change, and the job page's event stream (GET /jobs/<id>/events, JobEvents in front of
+Django) delivers it, to the holder of the page's ticket."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
+from unittest import mock
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import AsyncClient
 
 from webapp.jobs import lifecycle, live
 from webapp.models import StyleJob
+from webapp.pages.views.live import JobEvents, events_url
 from webapp.worker.progress import JobProgress
 
 from tests.webapp.test_progress import progress_at
@@ -66,81 +70,175 @@ def test_publishing_with_redis_gone_does_not_fail_the_caller(settings, make_job)
     assert lifecycle.claim(job.pk, "gpu0@box").status == Status.RUNNING
 
 
-# -- the page's event stream -------------------------------------------------------------------
+# -- the page's event stream (JobEvents, in front of Django) ----------------------------------
 
-async def events(response, count: int, timeout: float = 10) -> list[tuple[str, dict]]:
-    """The first `count` events of a stream: (event name, data)."""
-    found, buffer = [], ""
-    stream = aiter(response.streaming_content)
-    while len(found) < count:
-        chunk = await asyncio.wait_for(anext(stream), timeout)
-        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+class Stream:
+    """One request to an ASGI app, its response read event by event; disconnect() as a browser
+    that goes away."""
+
+    def __init__(self, app, path: str, query: str = "", headers: dict | None = None):
+        self.incoming: asyncio.Queue = asyncio.Queue()
+        self.chunks: asyncio.Queue = asyncio.Queue()
+        self.start: dict = {}
+        self.buffer = ""
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": query.encode(),
+                 "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
+        self.task = asyncio.ensure_future(app(scope, self.incoming.get, self._send))
+
+    async def _send(self, message):
+        if message["type"] == "http.response.start":
+            self.start = message
+        else:
+            await self.chunks.put(message.get("body", b"").decode())
+
+    async def status(self) -> int:
+        while not self.start:
+            await asyncio.sleep(0.01)
+        return self.start["status"]
+
+    async def events(self, count: int, timeout: float = 10) -> list[tuple[str, dict]]:
+        found = []
+        while len(found) < count:
+            while "\n\n" not in self.buffer:
+                self.buffer += await asyncio.wait_for(self.chunks.get(), timeout)
+            block, self.buffer = self.buffer.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in block.splitlines()
+                          if ": " in line and not line.startswith(":"))
             if "data" in fields:
                 found.append((fields.get("event", "message"), json.loads(fields["data"])))
-    return found
+        return found
+
+    async def disconnect(self) -> None:
+        await self.incoming.put({"type": "http.disconnect"})
+        await asyncio.wait_for(self.task, 5)
 
 
-@pytest.fixture
-def client_of(user):
-    async def log_in(person=None) -> AsyncClient:
-        client = AsyncClient()
-        await client.aforce_login(person or user)
-        return client
-    return log_in
+async def not_django(scope, receive, send):
+    raise AssertionError(f"{scope['path']} reached Django")
+
+
+def follow(job, user, **headers) -> Stream:
+    url = events_url(user, job)
+    path, _, query = url.partition("?")
+    return Stream(JobEvents(not_django), path, query, headers)
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_the_stream_sends_the_whole_state_then_each_change_and_ends_with_the_job(live_redis, make_job, client_of):
+async def test_the_stream_sends_the_whole_state_then_each_change_and_ends_with_the_job(live_redis, make_job, user):
     job = await sync_to_async(make_job)()
     await StyleJob.objects.filter(pk=job.pk).aupdate(loss_history=[{"step": 1, "scale": 0, "loss": 5.0, "losses": {}}])
-    client = await client_of()
-    response = await client.get(f"/jobs/{job.pk}/events")
-    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
-    (first,) = [data for _, data in await events(response, 1)]
+    await sync_to_async(live.publish_row)(job.pk)
+    stream = follow(job, user)
+    assert await stream.status() == 200 and dict(stream.start["headers"])[b"content-type"] == b"text/event-stream"
+    (_, first), = await stream.events(1)
     assert first["status"] == Status.QUEUED and first["loss_history"][0]["loss"] == 5.0
 
     await sync_to_async(lifecycle.claim)(job.pk, "gpu0@box")
-    (kind, running), = await events(response, 1)
+    (_, running), = await stream.events(1)
     assert running["status"] == Status.RUNNING
     await sync_to_async(lifecycle.cancel)(job)  # a running job is asked to stop (an event), then stops
     await sync_to_async(lifecycle.confirm_cancelled)(await StyleJob.objects.aget(pk=job.pk))
-    received = await events(response, 3)
+    received = await stream.events(3)
     assert received[-2][1]["status"] == Status.CANCELLED and received[-1][0] == "end"
+    await asyncio.wait_for(stream.task, 5)  # the stream ended with the job
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_reconnect_with_the_last_event_id_skips_the_state_it_has(live_redis, make_job, client_of):
+async def test_a_reconnect_with_the_last_event_id_skips_the_state_it_has(live_redis, make_job, user):
     job = await sync_to_async(make_job)()
-    client = await client_of()
-    first = (await events(await client.get(f"/jobs/{job.pk}/events"), 1))[0][1]
-    again = await client.get(f"/jobs/{job.pk}/events", headers={"Last-Event-ID": first["tag"]})
+    first = follow(job, user)
+    (_, state), = await first.events(1)
+    await first.disconnect()
+    again = follow(job, user, **{"Last-Event-ID": state["tag"]})
+    await asyncio.sleep(0.3)  # subscribed by now
     await sync_to_async(lifecycle.claim)(job.pk, "gpu0@box")
-    (kind, data), = await events(again, 1)
+    (_, data), = await again.events(1)
     assert data["status"] == Status.RUNNING  # not the queued state it already had
+    await again.disconnect()
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_finished_job_gets_its_final_state_and_the_end(live_redis, make_job, client_of):
+async def test_a_finished_job_gets_its_final_state_and_the_end(live_redis, make_job, user):
     job = await sync_to_async(make_job)()
     await sync_to_async(lifecycle.cancel)(job)
-    received = await events(await (await client_of()).get(f"/jobs/{job.pk}/events"), 2)
+    received = await follow(job, user).events(2)
     assert received[0][1]["status"] == Status.CANCELLED and received[1][0] == "end"
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_only_the_owner_may_follow_and_without_live_updates_the_page_is_told_to_poll(
-        live_redis, make_job, client_of, other, settings):
+async def test_with_nothing_published_the_rows_state_and_curve_are_sent_and_kept(live_redis, make_job, user):
     job = await sync_to_async(make_job)()
-    assert (await (await client_of(other)).get(f"/jobs/{job.pk}/events")).status_code == 404
-    assert (await AsyncClient().get(f"/jobs/{job.pk}/events")).status_code == 401
-    settings.LIVE_UPDATES_URL = None
-    assert (await (await client_of()).get(f"/jobs/{job.pk}/events")).status_code == 503
+    await StyleJob.objects.filter(pk=job.pk).aupdate(loss_history=[{"step": 1, "scale": 0, "loss": 7.0, "losses": {}}])
+    live._client().delete(live.state_key(job.pk), live.history_key(job.pk))  # Redis lost them
+    stream = follow(job, user)
+    (_, first), = await stream.events(1)
+    assert first["status"] == Status.QUEUED and first["loss_history"][0]["loss"] == 7.0
+    assert published(job)["tag"] == first["tag"]
+    await stream.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_that_goes_away_leaves_its_subscription_at_once(live_redis, make_job, user):
+    job = await sync_to_async(make_job)()
+    stream = follow(job, user)
+    await stream.events(1)
+    hub = live._Hub._by_loop[asyncio.get_running_loop()]
+    assert hub.queues[str(job.pk)]
+    await stream.disconnect()
+    assert str(job.pk) not in hub.queues and asyncio.get_running_loop() not in live._Hub._by_loop
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_needs_a_fresh_ticket_for_that_job_and_redis(live_redis, make_job, user, other, settings):
+    job, another = await sync_to_async(make_job)(), await sync_to_async(make_job)()
+    path = f"/jobs/{job.pk}/events"
+    ticket_of_another = events_url(user, another).partition("?")[2]
+    genuine = events_url(user, job).partition("?")[2]
+    for query in ("", "ticket=forged", ticket_of_another, genuine[:-3] + "abc"):
+        assert await Stream(JobEvents(not_django), path, query).status() == 403
+    settings.LIVE_TICKET_SECONDS = 60
+    with freeze_in(61):
+        assert await Stream(JobEvents(not_django), path, genuine).status() == 403
+    await StyleJob.objects.filter(pk=job.pk).aupdate(owner=other)  # no longer the ticket's person's
+    await sync_to_async(live.publish_row)(job.pk)
+    ended = Stream(JobEvents(not_django), path, genuine)
+    await asyncio.wait_for(ended.task, 5)  # the stream ends at once, telling nothing
+    sent = "".join(ended.chunks.get_nowait() for _ in range(ended.chunks.qsize()))
+    assert "data:" not in sent
     settings.LIVE_UPDATES_URL = "redis://127.0.0.1:1/0"  # Redis away
-    assert (await (await client_of()).get(f"/jobs/{job.pk}/events")).status_code == 503
+    assert await Stream(JobEvents(not_django), path, genuine).status() == 503
+    settings.LIVE_UPDATES_URL = None
+    assert await Stream(JobEvents(not_django), path, genuine).status() == 503
+
+
+@contextlib.contextmanager
+def freeze_in(seconds: float):
+    """time.time() `seconds` ahead (signing's max_age reads it)."""
+    real = time.time
+    with mock.patch("time.time", lambda: real() + seconds):
+        yield
+
+
+@pytest.mark.asyncio
+async def test_other_requests_go_on_to_django():
+    reached = []
+
+    async def django(scope, receive, send):
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    for path in ("/jobs/", "/jobs/1/events", "/api/v1/jobs/"):
+        assert await Stream(JobEvents(django), path).status() == 200
+    assert reached == ["/jobs/", "/jobs/1/events", "/api/v1/jobs/"]
+
+
+@pytest.mark.django_db
+def test_without_the_asgi_front_the_page_is_told_to_poll(client, user, make_job):
+    client.force_login(user)
+    assert client.get(events_url(user, make_job())).status_code == 503

@@ -6,31 +6,34 @@ none, without the serializers of the full job resource:
 * `ETag` on every answer; `If-None-Match` with the current one answers 304 (nothing changed);
 * `?wait=SECONDS` (at most LIVE_WAIT_MAX_SECONDS) with `If-None-Match` holds the request until
   the job changes (200 with its new state) or the time is up (304): one request per change
-  instead of one per second. It is an async view: a waiting request holds a connection, not a
-  thread.
+  instead of one per second. A waiting request holds a connection, not a thread.
 
 Authentication is the API's own (token or session, through DRF's authentication classes); the
 owner is checked against the snapshot's. Another person's job, or one that does not exist, is 404.
-A token's person is remembered by the web process for AUTH_CACHE_SECONDS, so an unchanged poll
-costs no database query (and no thread): a revoked token still polls for that long.
+A token's person is remembered by the web process for AUTH_CACHE_SECONDS, so a poll costs no
+database query: a revoked token still polls for that long.
 
-The most frequent answer by far, 304 to a known token whose ETag is still the published one, is
-given by UnchangedPolls in front of Django (webapp/asgi.py) from those same pieces, without
-Django's middleware chain (whose synchronous middleware cost a thread hop each, several times the
-rest). Everything else (a first poll, a change, a long poll, a session) is this view's.
+Two doors, one answer (answer()): StatePolls, in front of Django (webapp/asgi.py), serves every
+poll of a token it knows about a job with a published state, without Django's middleware chain
+(its synchronous middleware cost a thread hop each, several times the rest); everything else (a
+token's first poll in this process, a session, a job with nothing published) goes through
+Django's URL, the view job_state below.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.http.request import split_domain_port, validate_host
 from django.urls import reverse
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -47,25 +50,93 @@ FIELDS = ("id", "status", "progress", "step", "total_steps", "scale", "num_scale
           "loss", "eta_seconds", "elapsed_seconds", "attempts", "cancel_requested", "error", "finished")
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict | None = None  # JSON
+    etag: str | None = None
+
+
+async def answer(job_id: str, person: _Person, known: str, wait_text: str | None, base: str,
+                 state: dict | None = None) -> Answer:
+    """The answer to one poll: `known` the If-None-Match given, `wait_text` the `wait` asked for,
+    `base` the scheme and host to write URLs with; `state` the job's, if already read."""
+    wait = _wait_seconds(wait_text)
+    if wait is None:
+        return Answer(400, {"detail": f"wait must be a number of seconds from 0 to {settings.LIVE_WAIT_MAX_SECONDS}."})
+    state = state or await _current(job_id)
+    if state is None or not (state["owner"] == person.pk or person.is_staff):
+        return Answer(404, {"detail": "Not found."})
+    if known == _etag(state) and wait:
+        state = await _next_change(job_id, state, wait)
+    if known == _etag(state):
+        return Answer(304, etag=_etag(state))
+    return Answer(200, _public(base, state), _etag(state))
+
+
+# -- Django's door ---------------------------------------------------------------------------
+
 async def job_state(request, pk):
     if request.method not in ("GET", "HEAD"):
-        return _error("Only GET.", 405)
-    user = await _person(request)
-    if user is None:
-        return _error("Authentication credentials were not provided.", 401)
-    wait = _wait_seconds(request.GET.get("wait"))
-    if wait is None:
-        return _error(f"wait must be a number of seconds from 0 to {settings.LIVE_WAIT_MAX_SECONDS}.", 400)
-    state = await _current(pk)
-    if state is None or not (state["owner"] == user.pk or user.is_staff):
-        return _error("Not found.", 404)
-    known = request.headers.get("If-None-Match", "").strip()
-    if known == _etag(state) and wait:
-        state = await _next_change(pk, state, wait)
-    if known == _etag(state):
-        return _answer(HttpResponse(status=304), state)
-    return _answer(JsonResponse(_public(request, state)), state)
+        return JsonResponse({"detail": "Only GET."}, status=405)
+    person = await _person(request)
+    if person is None:
+        return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
+    result = await answer(str(pk), person, request.headers.get("If-None-Match", "").strip(), request.GET.get("wait"),
+                          f"{request.scheme}://{request.get_host()}")
+    response = HttpResponse(status=304) if result.status == 304 else JsonResponse(result.body, status=result.status)
+    if result.etag:
+        response["ETag"] = result.etag
+        response["Cache-Control"] = "private, no-cache"  # a cache may keep it, but must ask again (with the ETag)
+    return response
 
+
+# -- the door in front of Django -------------------------------------------------------------
+
+class StatePolls:
+    """ASGI, in front of Django: the polls of a token this process knows, about a job whose state is
+    published; every other request goes on to Django."""
+
+    PATH = re.compile(r"^/api/v1/jobs/([0-9a-fA-F-]{36})/state$")
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        result = await self._answer(scope) if scope["type"] == "http" else None
+        if result is None:
+            return await self.app(scope, receive, send)
+        body = b"" if result.status == 304 else json.dumps(result.body).encode()
+        headers = [(b"x-content-type-options", b"nosniff"), (b"content-length", str(len(body)).encode())]
+        if result.status != 304:
+            headers.append((b"content-type", b"application/json"))
+        if result.etag:
+            headers += [(b"etag", result.etag.encode()), (b"cache-control", b"private, no-cache")]
+        await send({"type": "http.response.start", "status": result.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
+
+    async def _answer(self, scope) -> Answer | None:
+        match = self.PATH.match(scope["path"])
+        if not match or scope["method"] not in ("GET", "HEAD") or not live.enabled():
+            return None
+        headers = dict(scope["headers"])
+        _, person = _known(headers.get(b"authorization", b"").decode("latin-1"))
+        host = headers.get(b"host", b"").decode("latin-1")
+        if person is None or not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
+            return None  # Django authenticates, or refuses the host
+        job_id = match.group(1).lower()
+        try:
+            state = await live.read_snapshot(job_id)
+        except live.Unavailable:
+            return None
+        if state is None:
+            return None  # Django rebuilds it from the row
+        wait = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("wait", [None])[0]
+        return await answer(job_id, person, headers.get(b"if-none-match", b"").decode("latin-1").strip(), wait,
+                            f"{scope.get('scheme', 'http')}://{host}", state)
+
+
+# -- who is asking ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class _Person:
@@ -109,6 +180,8 @@ def _authenticated_user(request):
         return None
     return user if user.is_authenticated else None
 
+
+# -- the job's state -------------------------------------------------------------------------
 
 def _wait_seconds(value: str | None) -> float | None:
     if value is None:
@@ -166,61 +239,16 @@ async def _next_change(job_id, state: dict, wait: float) -> dict:
         return state
 
 
-class UnchangedPolls:
-    """ASGI, in front of Django: 304 for a poll without `wait` from a recently seen token whose
-    If-None-Match is the job's published ETag; every other request goes on to Django."""
-
-    PATH = re.compile(r"^/api/v1/jobs/([0-9a-fA-F-]{36})/state$")
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and await self._unchanged(scope):
-            headers = dict(scope["headers"])
-            await send({"type": "http.response.start", "status": 304, "headers": [
-                (b"etag", headers[b"if-none-match"].strip()), (b"cache-control", b"private, no-cache"),
-                (b"x-content-type-options", b"nosniff")]})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await self.app(scope, receive, send)
-
-    async def _unchanged(self, scope) -> bool:
-        match = self.PATH.match(scope["path"])
-        if not match or not live.enabled() or b"wait=" in scope.get("query_string", b""):
-            return False
-        headers = dict(scope["headers"])
-        _, person = _known(headers.get(b"authorization", b"").decode("latin-1"))
-        etag = headers.get(b"if-none-match", b"").decode("latin-1").strip()
-        if person is None or not etag:
-            return False
-        try:
-            state = await live.read_snapshot(match.group(1).lower())
-        except live.Unavailable:
-            return False
-        return state is not None and (state["owner"] == person.pk or person.is_staff) and etag == _etag(state)
-
-
-def _public(request, state: dict) -> dict:
+def _public(base: str, state: dict) -> dict:
     body = {name: state.get(name) for name in FIELDS}
-    body["url"] = request.build_absolute_uri(reverse("api:job-detail", args=[state["id"]]))
-    body["result_url"] = (request.build_absolute_uri(reverse("api:job-result", args=[state["id"]]))
+    body["url"] = base + reverse("api:job-detail", args=[state["id"]])
+    body["result_url"] = (base + reverse("api:job-result", args=[state["id"]])
                           if state["status"] == StyleJob.Status.SUCCEEDED else None)
     return body
 
 
 def _etag(state: dict) -> str:
     return f'"{state["tag"]}"'
-
-
-def _answer(response: HttpResponse, state: dict) -> HttpResponse:
-    response["ETag"] = _etag(state)
-    response["Cache-Control"] = "private, no-cache"  # a cache may keep it, but must ask again (with the ETag)
-    return response
-
-
-def _error(message: str, status: int) -> JsonResponse:
-    return JsonResponse({"detail": message}, status=status)
 
 
 def add_to_schema(result, generator, request, public):
@@ -259,3 +287,4 @@ def add_to_schema(result, generator, request, public):
             "401": {"description": "No or bad token.", "content": detail},
             "404": {"description": "Not found (or another person's).", "content": detail}}}}
     return result
+

@@ -7,6 +7,7 @@ In the Redis of REDIS_URL (unset: nothing is pushed; the pages poll and the API 
     job:<id>:state     the latest state (present.job_state without its loss history) with the owner's
                        id, its `tag` (a hash of the state: the ETag and the event id) and `published`
                        (the publisher's time.time(), so a reader can tell how late it is); a day's TTL
+    job:<id>:history   its loss curve (the thinned points), for a watcher that (re)connects
     job:<id>:events    a channel: the same state and the loss points added since the last message
 
 The database stays the truth: a snapshot that is missing (expired, Redis restarted without its
@@ -36,7 +37,8 @@ from .present import job_state
 log = logging.getLogger(__name__)
 
 STATE_TTL_SECONDS = 24 * 3600
-SOCKET_TIMEOUT = 0.5  # s; a publish waits this long at most for Redis
+SOCKET_TIMEOUT = 0.5  # s; a publish waits this long at most for Redis (a job never waits long for it)
+READ_TIMEOUT = 3.0  # s; a web process under load may take a while to read the answer it asked for
 _last_error_logged = [0.0]
 
 
@@ -50,6 +52,10 @@ def state_key(job_id) -> str:
 
 def events_channel(job_id) -> str:
     return f"job:{job_id}:events"
+
+
+def history_key(job_id) -> str:
+    return f"job:{job_id}:history"
 
 
 def snapshot_of(job: StyleJob) -> dict[str, Any]:
@@ -70,8 +76,8 @@ def tag_of(state: dict[str, Any]) -> str:
 # -- publishing (sync: the lifecycle and the worker) -------------------------------------------
 
 def publish(job: StyleJob, new_points: Iterable[dict] | None = None, after_step: int | None = None) -> None:
-    """Store the job's state and tell its watchers; `new_points` are the loss-curve points added
-    after step `after_step` (the page appends them)."""
+    """Store the job's state and loss curve (job.loss_history) and tell its watchers; `new_points`
+    are the loss-curve points added after step `after_step` (the page appends them)."""
     if not enabled():
         return
     state = {**snapshot_of(job), "published": time.time()}
@@ -81,6 +87,7 @@ def publish(job: StyleJob, new_points: Iterable[dict] | None = None, after_step:
     try:
         with _client().pipeline(transaction=False) as pipe:
             pipe.set(state_key(job.pk), json.dumps(state, default=str), ex=STATE_TTL_SECONDS)
+            pipe.set(history_key(job.pk), json.dumps(job.loss_history or [], default=str), ex=STATE_TTL_SECONDS)
             pipe.publish(events_channel(job.pk), json.dumps(message, default=str))
             pipe.execute()
     except Exception as exc:  # noqa: BLE001 (any Redis or network error: the job goes on)
@@ -128,27 +135,52 @@ async def read_snapshot(job_id) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-async def remember(state: dict[str, Any]) -> None:
-    """Store a state rebuilt from the row (nothing was published, or Redis lost it), so the next
-    reader finds it; quietly does nothing if Redis cannot take it."""
+async def read_state_with_history(job_id) -> dict[str, Any] | None:
+    """The published state with its loss curve (`loss_history`), None if nothing was published;
+    raises Unavailable."""
     try:
-        await _async_client().set(state_key(state["id"]), json.dumps(state, default=str), ex=STATE_TTL_SECONDS,
-                                  nx=True)  # a state published meanwhile is newer: it stays
+        raw_state, raw_history = await _async_client().mget(state_key(job_id), history_key(job_id))
+    except Exception as exc:  # noqa: BLE001
+        raise Unavailable(str(exc)) from exc
+    if not raw_state:
+        return None
+    return {**json.loads(raw_state), "loss_history": json.loads(raw_history) if raw_history else []}
+
+
+async def reachable() -> bool:
+    """Whether Redis answers: this process's subscription is up, or a PING comes back."""
+    hub = _Hub._by_loop.get(asyncio.get_running_loop())
+    if hub is not None and hub.ready.is_set() and hub.failed is None and not hub.task.done():
+        return True
+    try:
+        return bool(await _async_client().ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+async def remember(state: dict[str, Any], history: list | None = None) -> None:
+    """Store a state (and loss curve) rebuilt from the row (nothing was published, or Redis lost
+    it), so the next reader finds it; quietly does nothing if Redis cannot take it."""
+    try:
+        # nx: a state published meanwhile is newer: it stays.
+        await _async_client().set(state_key(state["id"]), json.dumps(state, default=str), ex=STATE_TTL_SECONDS, nx=True)
+        if history is not None:
+            await _async_client().set(history_key(state["id"]), json.dumps(history, default=str),
+                                      ex=STATE_TTL_SECONDS, nx=True)
     except Exception as exc:  # noqa: BLE001
         _log_error("could not store job %s's state: %s", state["id"], exc)
 
 
 def _async_client():
-    """One connection pool per event loop (a web process has one; each request of a WSGI test
-    server has its own)."""
+    """One connection pool per event loop and URL (a web process has one loop; each request of a
+    WSGI test server has its own)."""
     import redis.asyncio as aioredis
 
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        client = _async_clients[loop] = aioredis.Redis.from_url(
-            settings.LIVE_UPDATES_URL, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
-    return client
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    url = settings.LIVE_UPDATES_URL
+    if url not in clients:
+        clients[url] = aioredis.Redis.from_url(url, socket_timeout=READ_TIMEOUT, socket_connect_timeout=READ_TIMEOUT)
+    return clients[url]
 
 
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -212,12 +244,12 @@ class _Hub:
     async def _run(self) -> None:
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(settings.LIVE_UPDATES_URL, socket_connect_timeout=SOCKET_TIMEOUT,
+        client = aioredis.Redis.from_url(settings.LIVE_UPDATES_URL, socket_connect_timeout=READ_TIMEOUT,
                                          health_check_interval=30)
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.psubscribe(events_channel("*"))
-                await pubsub.get_message(timeout=SOCKET_TIMEOUT)  # the subscription's confirmation
+                await pubsub.get_message(timeout=READ_TIMEOUT)  # the subscription's confirmation
                 self.ready.set()
                 async for message in pubsub.listen():
                     if message["type"] == "pmessage":

@@ -21,6 +21,7 @@ from ...jobs.present import (image_thumbnail_url, image_url, job_state, job_titl
                               thumbnail_url, visualizations)
 from ...models import StyleJob
 from .common import own_job
+from .live import events_url
 
 JOBS_PER_PAGE = 12
 
@@ -57,6 +58,7 @@ def job_detail(request, job_id):
         "title": job_title(job, styles),
         "inputs": inputs,
         "state": job_state(job),
+        "events_url": events_url(request.user, job),
         "result": result_urls(job),
         "visualizations": shown,
         "feature_maps": [v for v in shown if v["kind"] == "features"],

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from ...jobs import lifecycle
 from ...jobs.present import job_state
 from .common import own_job, wants_json
+from .live import events_url
 
 
 @never_cache
@@ -25,6 +26,7 @@ def job_status(request, job_id):
     the end, and when the run went back (an attempt that started over)."""
     job = own_job(request, job_id)
     state = job_state(job, history=False)
+    state["events_url"] = events_url(request.user, job)  # the page's stream, should it want to follow again
     have = _step(request.GET.get("step"))
     if job.is_finished or have is None or have > job.step:
         state["loss_history"] = job.loss_history
