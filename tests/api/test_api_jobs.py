@@ -67,6 +67,23 @@ def test_a_bad_option_is_400_naming_it(post_job, settings):
     assert StyleJob.objects.count() == 0
 
 
+@pytest.mark.parametrize("params", [{"style_layers": {"relu1_1": 0.5}},
+                                    {"style_layers": {"relu1_1": 5}, "layer_normalisation": "seed"}])
+def test_a_layer_weight_within_the_bound_of_its_normalisation_is_accepted(post_job, tiny_params, params):
+    response = post_job(params={**tiny_params, **params})
+    assert response.status_code == 202, response.content
+    job = StyleJob.objects.get(pk=response.json()["id"])
+    assert job.params["style_layers"] == {"relu1_1": params["style_layers"]["relu1_1"]}
+    assert job.params["layer_normalisation"] == params.get("layer_normalisation", "balanced")
+
+
+def test_a_layer_weight_over_the_bound_of_balanced_normalisation_is_400_naming_the_bound(post_job, tiny_params):
+    response = post_job(params={**tiny_params, "style_layers": {"relu1_1": 5}})
+    assert response.status_code == 400
+    assert response.json()["params"]["style_layers"] == ["weight of relu1_1 must be between 0 and 1"]
+    assert StyleJob.objects.count() == 0
+
+
 def test_an_unknown_option_is_400_naming_it(post_job):
     response = post_job(params={"colour": "blue"})
     assert response.status_code == 400 and "colour" in response.json()["params"]

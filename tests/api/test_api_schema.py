@@ -62,6 +62,14 @@ def test_the_params_are_published_with_the_bounds_and_choices_the_server_checks(
     assert options["init"]["enum"] == [c for c in field_info("init").metadata["choices"] if c != "image"]
     assert options["style_layers"]["default"] == dict(field_info("style_layers").default_factory())
     assert options["style_weight"]["description"].startswith(field_info("style_weight").metadata["help"])
+    # λ: one maximum in a schema, the largest of any layer_normalisation (the server checks the one chosen).
+    from stylize.config import MAX_LAYER_WEIGHTS
+
+    weights = options["style_layers"]["additionalProperties"]
+    assert (weights["minimum"], weights["maximum"]) == (0, max(MAX_LAYER_WEIGHTS.values())) == (0, 1000)
+    assert "1 with balanced, 1000 with seed" in options["style_layers"]["description"]
+    assert options["layer_normalisation"]["enum"] == list(field_info("layer_normalisation").metadata["choices"])
+    assert options["layer_normalisation"]["default"] == "balanced"
 
 
 @pytest.fixture

@@ -68,6 +68,22 @@ def test_the_form_previews_fills_and_keeps_everything(form_page, photos, artifac
     page.get_by_role("button", name="Add", exact=True).click()
     page.get_by_label("λ relu3_2, slider").fill("0.6")
     assert page.locator("#id_layer_relu3_2").input_value() == "0.6"
+    # Each layer's share of the style follows: Σλ = 5 × 0.2 + 0.6 = 1.6.
+    assert page.locator("#id_layer_relu3_2_share").inner_text() == "38 %"
+    assert page.locator("#id_layer_relu1_1_share").inner_text() == "13 %"
+    assert page.locator("[data-layer=relu1_1] .layer-role").inner_text() == "colour and fine grain"
+    assert page.locator("[data-layer=relu3_2] .layer-role").inner_text() == ""  # no role to tell
+    page.locator("#id_layer_relu3_2").fill("0.2")
+    assert page.locator("#id_layer_relu3_2_share").inner_text() == "17 %"  # 0.2 / 1.2
+    # The seed's formula takes weights up to 1000, and λ / Σλ is no longer each layer's share there.
+    page.get_by_label("Layer weighting").select_option("seed")
+    assert page.locator("#id_layer_relu1_1").get_attribute("max") == "1000"
+    assert page.locator("#id_layer_relu3_2").get_attribute("max") == "1000"
+    assert page.locator("#id_layer_relu1_1_share").is_hidden()
+    page.get_by_label("Layer weighting").select_option("balanced")
+    assert page.locator("#id_layer_relu3_2").get_attribute("max") == "1"
+    assert page.locator("#id_layer_relu1_1_share").is_visible()
+    page.get_by_label("λ relu3_2, slider").fill("0.6")
     page.get_by_label("Scales", exact=True).fill("1")
     page.get_by_label("Iterations", exact=True).fill("3")
     page.screenshot(path=str(artifacts / "new_job_filled.png"), full_page=True)

@@ -235,8 +235,11 @@ BAD_PARAMS = [
     ({"style_layers": {"relu1_1": NAN}}, "style_layers", "must be a finite number"),
     ({"style_blend": [INFINITY]}, "style_blend", "finite"),
     ({"content_weight": 10**400}, "content_weight", "must be at most"),
-    ({"style_layers": {"relu1_1": 10**400}}, "style_layers", "must be between 0 and 1000"),
+    ({"style_layers": {"relu1_1": 10**400}}, "style_layers", "must be between 0 and 1"),  # balanced: a share
     ({"style_blend": [10**400]}, "style_blend", "finite"),
+    ({"layer_normalisation": "seed", "style_layers": {"relu1_1": 10**400}}, "style_layers",
+     "must be between 0 and 1000"),
+    ({"layer_normalisation": "deepest"}, "layer_normalisation", "must be one of balanced, seed"),
 ]
 
 
@@ -314,6 +317,7 @@ def test_params_nested_too_deeply_in_a_multipart_job_are_400_naming_params(api, 
     ("layer_relu1_1", "5000", "Ensure this value is less than or equal to 1000.0."),
     ("content_layer", "relu9_9", "Select a valid choice. relu9_9 is not one of the available choices."),
     ("pooling", "median", "Select a valid choice. median is not one of the available choices."),
+    ("layer_normalisation", "deepest", "Select a valid choice. deepest is not one of the available choices."),
 ])
 def test_bad_params_on_the_page_are_400_with_the_message_next_to_the_field(browser, style, nothing_stored,
                                                                          field, value, message):

@@ -42,3 +42,15 @@ def style_image() -> Image.Image:
 def second_style_image() -> Image.Image:
     """the_scream.jpg, 50x64 RGB (portrait, unlike the others)."""
     return sample("style", "the_scream.jpg")
+
+
+@pytest.fixture(scope="session")
+def photo() -> Image.Image:
+    """tubingen.jpg, 96x72 RGB (the look measure's tests need a few feature-map pixels at relu5_1)."""
+    return sample("content", "tubingen.jpg", 96)
+
+
+@pytest.fixture(scope="session")
+def painting() -> Image.Image:
+    """starry_night.jpg, 96x61 RGB."""
+    return sample("style", "starry_night.jpg", 96)

@@ -29,7 +29,8 @@ def test_the_defaults_are_the_papers_layers_and_weights():
     config = StyleConfig()
     assert dict(config.content_layers) == {"relu4_2": 1.0}
     assert dict(config.style_layers) == STYLE_DEFAULT
-    assert (config.size, config.scales, config.optimizer, config.init) == (512, 3, "lbfgs", "content")
+    assert (config.size, config.scales, config.optimizer, config.init) == (512, 3, "lbfgs", "palette")
+    assert config.layer_normalisation == "balanced"
     assert config.seed is None and config.style_blend == () and config.device == "auto"
 
 
@@ -138,11 +139,20 @@ def test_a_value_outside_the_choices_names_its_field_and_the_choices(field, valu
 
 @pytest.mark.parametrize("field", ["content_layers", "style_layers"])
 @pytest.mark.parametrize("layers", [
-    {"relu6_1": 1.0}, {"fc7": 1.0}, {"relu1_1": -0.5}, {"relu1_1": 1001.0}, {"relu1_1": math.nan},
+    {"relu6_1": 1.0}, {"fc7": 1.0}, {"relu1_1": -0.5}, {"relu1_1": 1.01}, {"relu1_1": math.nan},
     {"relu1_1": math.inf}, {"relu1_1": "1"}, {"relu1_1": True}, {"relu1_1": None}, ["relu1_1"], "relu1_1",
 ])
 def test_a_bad_layer_mapping_names_its_field(field, layers):
     assert_config_error(field, **{field: layers})
+
+
+@pytest.mark.parametrize("field", ["content_layers", "style_layers"])
+def test_a_layer_weight_is_a_share_up_to_1_when_balanced_and_up_to_1000_with_the_seed_formula(field):
+    assert "between 0 and 1" in str(assert_config_error(field, **{field: {"relu1_1": 5.0}}))
+    assert StyleConfig(**{field: {"relu1_1": 5.0}}, layer_normalisation="seed").to_dict()[field] == {"relu1_1": 5.0}
+    assert "between 0 and 1000" in str(
+        assert_config_error(field, **{field: {"relu1_1": 1001.0}}, layer_normalisation="seed"))
+    assert_config_error("layer_normalisation", layer_normalisation="equal")
 
 
 def test_an_unknown_layer_is_named_in_the_message():
@@ -196,7 +206,8 @@ def test_from_dict_validates_like_the_constructor():
 
 def test_to_dict_then_from_dict_through_json_gives_an_equal_config():
     config = StyleConfig(size=128, scales=2, seed=42, style_blend=(1, 3), content_weight=5, preserve_colors="luminance",
-                         style_layers={"relu1_1": 0.5, "relu3_1": 2}, normalize_content=False, init="random")
+                         style_layers={"relu1_1": 0.5, "relu3_1": 2}, normalize_content=False, init="random",
+                         layer_normalisation="seed")
     data = json.loads(json.dumps(config.to_dict()))
     assert StyleConfig.from_dict(data) == config
     assert data["style_blend"] == [1.0, 3.0] and data["style_layers"] == {"relu1_1": 0.5, "relu3_1": 2.0}
@@ -209,7 +220,7 @@ def test_the_defaults_round_trip_too():
 
 def test_configs_differing_in_one_option_are_not_equal():
     assert StyleConfig(seed=1) != StyleConfig(seed=2)
-    assert StyleConfig(style_layers={"relu1_1": 1}) != StyleConfig(style_layers={"relu1_1": 2})
+    assert StyleConfig(style_layers={"relu1_1": 1}) != StyleConfig(style_layers={"relu1_1": 0.5})
 
 
 # ---------------------------------------------------------------- derived values

@@ -80,7 +80,7 @@ def test_the_result_has_the_contents_aspect_at_the_asked_size(content_image, sty
 
 def test_the_cost_is_alpha_content_plus_beta_weighted_style_plus_tv_by_hand(content_image, style_image):
     config = small(content_weight=2.0, style_weight=0.5, tv_weight=3.0, normalize_content=False,
-                   style_layers={"relu1_1": 0.3, "relu3_1": 0.7})
+                   style_layers={"relu1_1": 0.3, "relu3_1": 0.7}, layer_normalisation="seed")
     optimisation = job(config, content_image, [style_image])
     width, height = optimisation.sizes[0]
     image, terms = noise(width, height), {}
@@ -104,6 +104,80 @@ def test_the_cost_is_alpha_content_plus_beta_weighted_style_plus_tv_by_hand(cont
     for key, value in expected.items():
         assert terms[key] == pytest.approx(value.item(), rel=1e-4), key
     assert total.item() == pytest.approx(sum(v.item() for v in expected.values()), rel=1e-4)
+
+
+# ---------------------------------------------------------------- layer normalisation
+
+def weighted_terms(content_image, style_image, image=None, **options) -> dict[str, float]:
+    """Each weighted cost term of `small(**options)` at `image` (the content when None)."""
+    optimisation = job(small(**options), content_image, [style_image])
+    width, height = optimisation.sizes[0]
+    if image is None:
+        image = images.to_tensor(images.resize(content_image, (width, height)))
+    terms = {}
+    optimisation._loss(image, optimisation._targets(width, height), terms)
+    return terms
+
+
+def test_balanced_layers_start_equal_from_the_content_whatever_their_magnitude(content_image, style_image):
+    terms = weighted_terms(content_image, style_image, style_weight=3.0)
+    for term in STYLE_TERMS:
+        assert terms[term] == pytest.approx(3.0 * 0.2, rel=1e-4), term
+    assert terms["content:relu4_2"] == pytest.approx(0.0, abs=1e-9)
+    seed = weighted_terms(content_image, style_image, style_weight=3.0, layer_normalisation="seed")
+    assert max(seed[t] for t in STYLE_TERMS) > 100 * min(seed[t] for t in STYLE_TERMS)  # why it exists
+
+
+def test_doubling_one_lambda_doubles_that_term_and_nothing_else(content_image, style_image):
+    start = noise(64, 43, seed=5)
+    base = weighted_terms(content_image, style_image, start, style_weight=2.0)
+    doubled = weighted_terms(content_image, style_image, start, style_weight=2.0,
+                             style_layers={**StyleConfig().style_layers, "relu2_1": 0.4})
+    for term in base:
+        factor = 2.0 if term == "style:relu2_1" else 1.0
+        assert doubled[term] == pytest.approx(factor * base[term], rel=1e-5), term
+
+
+def test_a_balanced_content_term_is_the_relative_squared_error_of_its_layer(content_image, style_image):
+    optimisation = job(small(content_weight=2.0), content_image, [style_image])
+    width, height = optimisation.sizes[0]
+    black = torch.zeros(1, 3, height, width)
+    terms = {}
+    optimisation._loss(black, optimisation._targets(width, height), terms)
+    net = vgg.features_for(["relu4_2"])
+    mine = net(black, ["relu4_2"])["relu4_2"]
+    content = net(images.to_tensor(images.resize(content_image, (width, height))), ["relu4_2"])["relu4_2"]
+    expected = 2.0 * (mine - content).pow(2).sum() / content.pow(2).sum()
+    assert terms["content:relu4_2"] == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_seed_normalisation_is_the_formula_of_the_design_document(content_image):
+    """J = α·½‖a(C) − a(G)‖² + β·Σ λ/(2 n_H n_W n_C)²·‖G(S) − G(G)‖² with G = Σ_ij a a (sums, not means):
+    a style of the content's own size, so no per-pixel rescaling can hide in it."""
+    style_same_size = content_image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    layers = {"relu1_1": 5.0, "relu4_1": 0.02}
+    config = small(content_weight=1.5, style_weight=2.0, normalize_content=False, style_layers=layers,
+                   layer_normalisation="seed")
+    optimisation = job(config, content_image, [style_same_size])
+    width, height = optimisation.sizes[0]
+    image, terms = noise(width, height, seed=7), {}
+    optimisation._loss(image, optimisation._targets(width, height), terms)
+
+    net = vgg.features_for(["relu1_1", "relu4_1", "relu4_2"])
+    g, c, s = (net(x, ["relu1_1", "relu4_1", "relu4_2"]) for x in (
+        image, images.to_tensor(content_image), images.to_tensor(style_same_size)))
+    assert terms["content:relu4_2"] == pytest.approx(1.5 * 0.5 * (c["relu4_2"] - g["relu4_2"]).pow(2).sum().item(),
+                                                      rel=1e-4)
+    for layer, lam in layers.items():
+        _, n_c, n_h, n_w = g[layer].shape
+        gram_g, gram_s = (x[layer][0].flatten(1) @ x[layer][0].flatten(1).T for x in (g, s))
+        expected = 2.0 * lam * (gram_s - gram_g).pow(2).sum() / (2 * n_h * n_w * n_c) ** 2
+        assert terms[f"style:{layer}"] == pytest.approx(expected.item(), rel=1e-4), layer
+
+
+def test_a_content_photo_that_is_the_style_does_not_divide_by_zero(content_image):
+    terms = weighted_terms(content_image, content_image, noise(64, 43, seed=1))
+    assert all(np.isfinite(v) for v in terms.values())
 
 
 # ---------------------------------------------------------------- layer weights
@@ -239,8 +313,38 @@ def test_with_no_iterations_the_result_is_the_given_start_image(content_image, s
 
 
 def test_with_no_iterations_the_content_start_is_the_content(content_image, style_image):
-    result = stylize.run(content_image, [style_image], small(iterations=0))
+    result = stylize.run(content_image, [style_image], small(iterations=0, init="content"))
     assert result.image.tobytes() == images.resize(content_image, (64, 43)).tobytes()
+
+
+def test_the_palette_start_is_the_content_in_the_styles_mean_and_covariance(content_image, style_image):
+    result = stylize.run(content_image, [style_image], small(iterations=0, init="palette"))
+    start, style = images.to_tensor(result.image).flatten(2)[0], images.to_tensor(style_image).flatten(2)[0]
+    content = images.to_tensor(images.resize(content_image, result.image.size)).flatten(2)[0]
+    assert torch.allclose(start.mean(1), style.mean(1), atol=0.03)  # clamping and 8 bits move it a little
+    # Clamping to 0..1 trims the stretched tails, so the covariance only comes close.
+    assert (start.cov() - style.cov()).norm() < 0.5 * (content.cov() - style.cov()).norm()
+    assert not torch.allclose(start.mean(1), content.mean(1), atol=0.03)
+    # Still the photo: every pixel moved by the same affine map of its colour.
+    assert np.corrcoef(start[0], content[0])[0, 1] > 0.8
+
+
+def test_the_palette_start_keeps_the_photos_colours_when_they_are_to_be_preserved(content_image, style_image):
+    for preserve in ("statistics", "luminance"):
+        palette = stylize.run(content_image, [style_image], small(iterations=0, preserve_colors=preserve))
+        content = stylize.run(content_image, [style_image],
+                              small(iterations=0, preserve_colors=preserve, init="content"))
+        assert palette.image.tobytes() == content.image.tobytes(), preserve
+
+
+def test_the_palette_of_two_styles_lies_between_theirs_by_blend_weight(content_image, style_image,
+                                                                    second_style_image):
+    def start_mean(blend):
+        config = small(iterations=0, style_blend=blend)
+        return images.to_tensor(stylize.run(content_image, [style_image, second_style_image], config).image).mean()
+
+    dark, light = sorted([start_mean([1, 0]), start_mean([0, 1])])
+    assert dark < start_mean([1, 1]) < light
 
 
 # ---------------------------------------------------------------- alpha and seeds

@@ -3,6 +3,7 @@ StyleConfig with each error shown next to its input; nothing entered or uploaded
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -10,7 +11,7 @@ from html.parser import HTMLParser
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from stylize.config import PRESETS, StyleConfig, field_info
+from stylize.config import LAYER_ROLES, MAX_LAYER_WEIGHTS, PRESETS, StyleConfig, field_info
 from tests.inputs import form_data
 from webapp.models import StyleImage, StyleJob
 
@@ -107,6 +108,76 @@ def test_the_form_starts_with_style_configs_defaults_bounds_and_help(logged_in):
     assert find(page, "option", value="image") is None
     for label in ("Output size (px)", "α · content weight", "β · style weight", "Preserve colours", "Seed"):
         assert label in response.content.decode()
+
+
+def layer_row(response, layer: str) -> str:
+    """The HTML of one λ row of the page."""
+    text = response.content.decode()
+    start = text.index(f'<div class="layer-row" data-layer="{layer}">')
+    return text[start:text.index('<div class="layer-', start + 1)]
+
+
+def test_each_style_layer_shows_its_share_and_what_it_carries(logged_in):
+    response = logged_in.get("/new/")
+    page = parse(response)
+    assert "selected" in find(page, "option", value=StyleConfig().layer_normalisation)
+    assert StyleConfig().layer_normalisation == "balanced"
+    text = html.unescape(response.content.decode())
+    assert "Balanced (λ = each layer's share)" in text and "Seed formula (deep layers dominate)" in text
+    assert "λ is each layer's share of the style's influence" in text  # the fieldset's help
+    for layer, weight in StyleConfig().style_layers.items():
+        number = find(page, "input", name=f"layer_{layer}")
+        assert number["max"] == f"{MAX_LAYER_WEIGHTS['balanced']:g}" == "1"
+        assert find(page, "input", type="range", **{"data-sync": f"id_layer_{layer}"})["max"] == "1"
+        assert page.text_of[f"id_layer_{layer}_share"].strip() == "20 %"  # 0.2 of 1.0
+        assert LAYER_ROLES[layer] in layer_row(response, layer)
+    data = json.loads(page.text_of["new-job-data"])
+    assert data["layers"]["max_weights"] == MAX_LAYER_WEIGHTS
+    assert data["layers"]["roles"] == LAYER_ROLES  # for the rows the script adds
+
+
+def test_the_shares_follow_the_weights_entered_and_a_layer_without_a_role_shows_none(logged_in, content, style):
+    data = form_data(layer_relu3_2="0.6", layer_relu5_1="0", size="1")  # size: the page comes back
+    response = post(logged_in, {**data, "content_image": str(content.pk), "style_images": [str(style.pk)]})
+    page = parse(response)
+    shares = {layer: page.text_of[f"id_layer_{layer}_share"].strip()
+              for layer in ("relu1_1", "relu2_1", "relu3_1", "relu3_2", "relu4_1", "relu5_1")}
+    # Σλ = 4 × 0.2 + 0.6 = 1.4: 0.2 / 1.4 = 14 %, 0.6 / 1.4 = 43 %.
+    assert shares == {"relu1_1": "14 %", "relu2_1": "14 %", "relu3_1": "14 %", "relu3_2": "43 %",
+                      "relu4_1": "14 %", "relu5_1": "0 %"}
+    assert "relu3_2" not in LAYER_ROLES and "layer-role" not in layer_row(response, "relu3_2")
+
+
+@pytest.mark.parametrize("weight, normalisation", [("0.5", "balanced"), ("5", "seed")])
+def test_a_layer_weight_within_the_bound_of_the_weighting_chosen_is_accepted(logged_in, content, style,
+                                                                            weight, normalisation):
+    data = form_data(layer_relu1_1=weight, layer_normalisation=normalisation)
+    response = post(logged_in, {**data, "content_image": str(content.pk), "style_images": [str(style.pk)]})
+    assert response.status_code == 302
+    params = StyleJob.objects.get().params
+    assert params["style_layers"]["relu1_1"] == float(weight) and params["layer_normalisation"] == normalisation
+
+
+def test_a_layer_weight_over_the_bound_of_balanced_weighting_is_refused_at_the_style_layers(logged_in, content,
+                                                                                            style):
+    data = form_data(layer_relu1_1="5")
+    response = post(logged_in, {**data, "content_image": str(content.pk), "style_images": [str(style.pk)]})
+    assert response.status_code == 400 and not StyleJob.objects.exists()
+    assert error_of(response, "style_layers") == "Weight of relu1_1 must be between 0 and 1."
+    page = parse(response)
+    assert find(page, "input", name="layer_relu1_1")["value"] == "5"  # kept, to be fixed
+    assert "Weight of relu1_1 must be between 0 and 1." in page.text_of["error-summary"]
+
+
+def test_with_the_seeds_formula_the_inputs_take_its_larger_weights_and_no_share_is_shown(logged_in, content,
+                                                                                         style):
+    data = form_data(layer_relu1_1="500", layer_normalisation="seed", size="1")
+    response = post(logged_in, {**data, "content_image": str(content.pk), "style_images": [str(style.pk)]})
+    page = parse(response)
+    assert "selected" in find(page, "option", value="seed")
+    assert find(page, "input", name="layer_relu1_1")["max"] == f"{MAX_LAYER_WEIGHTS['seed']:g}" == "1000"
+    assert "hidden" in find(page, "output", id="id_layer_relu1_1_share")  # λ / Σλ is not the share there
+    assert not error_of(response, "style_layers")
 
 
 def test_the_presets_are_embedded_for_the_pages_script(logged_in):

@@ -83,6 +83,8 @@ def test_a_queued_job_shows_its_status_inputs_and_params(logged_in, queued_job, 
     assert "chelsea × starry_night" in html
     assert f"/images/{content.pk}/thumbnail.jpg" in html and f"/images/{style.pk}/thumbnail.jpg" in html
     assert re.search(r"Output size \(px\)</th><td>48</td>", html)
+    assert "Layer weighting</th><td>Balanced (λ = each layer&#x27;s share)</td>" in html
+    assert "Start from</th><td>The content in the style&#x27;s colours</td>" in html
     assert f'href="/new/?from={queued_job.pk}"' in html
     assert 'id="job-state"' in html and "/static/js/job.js" in html
 
@@ -211,6 +213,16 @@ def test_run_again_fills_the_form_with_the_jobs_params_images_and_seed(logged_in
     assert re.search(rf'value="{content.pk}" checked', html)
     assert re.search(rf'name="style_images" value="{style.pk}" checked', html)
     assert re.search(r'<option value="relu3_1" selected>', html)
+
+
+def test_run_again_of_a_job_with_the_seeds_formula_keeps_it_and_its_large_weights(logged_in, user, content, style,
+                                                                                 sent):
+    job = lifecycle.create_job(user, content, [style], {"size": 48, "layer_normalisation": "seed",
+                                                        "style_layers": {"relu1_1": 1000, "relu4_1": 2}})
+    html = logged_in.get(f"/new/?from={job.pk}").content.decode()
+    assert '<option value="seed" selected>' in html
+    number = re.search(r'<input type="number" name="layer_relu1_1"[^>]*>', html).group(0)
+    assert 'value="1000.0"' in number and 'max="1000"' in number  # the seed's bound, not balanced's 1
 
 
 def test_run_again_from_someone_elses_or_a_malformed_job_is_not_found(logged_in, make_user, upload):

@@ -7,14 +7,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from stylize.config import MAX_LAYER_WEIGHT, StyleConfig
+from stylize.config import MAX_LAYER_WEIGHTS, StyleConfig
 from stylize.vgg import LAYER_NAMES
 
 from webapp.jobs.lifecycle import NOT_OFFERED, SERVER_CHOSEN_OPTIONS
 
+# A schema has one maximum: the largest of any layer_normalisation; the server refuses a weight
+# above the bound of the one chosen (400 naming it).
+_BOUNDS = ", ".join(f"{top:g} with {name}" for name, top in MAX_LAYER_WEIGHTS.items())
 LAYER_WEIGHTS = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0,
-                                                            "maximum": MAX_LAYER_WEIGHT},
-                 "description": f"Layer name ({LAYER_NAMES[0]} … {LAYER_NAMES[-1]}) → weight."}
+                                                            "maximum": max(MAX_LAYER_WEIGHTS.values())},
+                 "description": f"Layer name ({LAYER_NAMES[0]} … {LAYER_NAMES[-1]}) → weight; the most "
+                                f"allowed depends on layer_normalisation: {_BOUNDS}."}
 
 
 def option_schema(field: dataclasses.Field) -> dict[str, Any]:

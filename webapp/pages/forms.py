@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 
 import stylize
-from stylize.config import MAX_LAYER_WEIGHT, MAX_SIZE, PRESETS, StyleConfig
+from stylize.config import LAYER_ROLES, MAX_LAYER_WEIGHTS, MAX_SIZE, PRESETS, StyleConfig, field_info
 from stylize.vgg import LAYER_NAMES, layer_channels
 
 from ..jobs import lifecycle, quota, storage
@@ -30,10 +30,14 @@ from ..jobs.present import LABELS, label
 from ..models import StyleImage
 from ..numbers import finite_float
 from .params import (ERROR_FIELDS, PARAM_FIELDS, RELU_LAYERS, config_field, default_params, fmt, layer_order,
-                     matching_preset)
+                     layer_shares, matching_preset)
 
-# The λ sliders span the usual range; the number beside each takes anything up to MAX_LAYER_WEIGHT.
+# The λ sliders span a share (0..1, balanced weighting); the number beside each takes up to the
+# largest λ of the chosen layer_normalisation (its input's max, switched by the page's script).
 LAYER_SLIDER_MAX = 1.0
+# What the λ fields accept whatever the normalisation: StyleConfig then says when a weight is too
+# large for the one chosen (shown at the style layers, as its other messages about them).
+LAYER_FIELD_MAX = max(MAX_LAYER_WEIGHTS.values())
 
 
 class MultipleFileInput(forms.FileInput):
@@ -118,10 +122,12 @@ class NewJobForm(forms.Form):
             self.fields[name] = config_field(name, high=min(MAX_SIZE, settings.OUTPUT_MAX_SIZE)
                                              if name == "size" else None)
         for layer in self.style_layer_names():
-            self.fields[f"layer_{layer}"] = forms.FloatField(
+            weight = self.fields[f"layer_{layer}"] = forms.FloatField(
                 label=f"λ {layer}", initial=self.initial_style_layers.get(layer, 0.0),
-                min_value=0.0, max_value=MAX_LAYER_WEIGHT,
-                widget=forms.NumberInput(attrs={"min": 0, "max": fmt(MAX_LAYER_WEIGHT), "step": "any"}))
+                min_value=0.0, max_value=LAYER_FIELD_MAX, widget=forms.NumberInput(attrs={"step": "any"}))
+            # The browser's hint is the bound of the weighting chosen (the field's own max_value
+            # would be written there otherwise); the page's script switches it with the choice.
+            weight.widget.attrs.update(min=0, max=fmt(self.max_layer_weight()))
         self.content: StyleImage | None = None
         self.styles: list[StyleImage] = []
         self.params: dict[str, Any] = {}
@@ -138,14 +144,34 @@ class NewJobForm(forms.Form):
             names = list(self.initial_style_layers)
         return layer_order(names)
 
+    def layer_normalisation(self) -> str:
+        """The layer_normalisation the page shows as chosen: the posted one when it is a valid
+        choice, else the initial one (the job's for "run again", else StyleConfig's default)."""
+        choices = field_info("layer_normalisation").metadata["choices"]
+        if self.is_bound and self.data.get("layer_normalisation") in choices:
+            return self.data["layer_normalisation"]
+        initial = self.initial.get("layer_normalisation")
+        return initial if initial in choices else StyleConfig().layer_normalisation
+
+    def max_layer_weight(self) -> float:
+        """The largest λ of the chosen normalisation: the max of the λ number inputs."""
+        return MAX_LAYER_WEIGHTS[self.layer_normalisation()]
+
+    def shares_shown(self) -> bool:
+        """Whether λ / Σλ is each layer's share of the style's influence (balanced weighting);
+        with the seed's formula deep layers outweigh shallow ones whatever λ says."""
+        return self.layer_normalisation() != "seed"
+
     def style_layer_rows(self) -> list[dict]:
-        return [{"name": n, "field": self[f"layer_{n}"], "removable": n not in StyleConfig().style_layers}
-                for n in self.style_layer_names()]
+        names = self.style_layer_names()
+        shares = layer_shares({n: self[f"layer_{n}"].value() for n in names})
+        return [{"name": n, "field": self[f"layer_{n}"], "removable": n not in StyleConfig().style_layers,
+                 "role": LAYER_ROLES.get(n, ""), "share": shares[n]} for n in names]
 
     def layer_input(self) -> dict[str, str]:
         """The bounds of a λ input and its slider, and the λ of a row that is added (a default
         layer's, from StyleConfig)."""
-        return {"max": fmt(MAX_LAYER_WEIGHT), "slider_max": fmt(min(LAYER_SLIDER_MAX, MAX_LAYER_WEIGHT)),
+        return {"max": fmt(self.max_layer_weight()), "slider_max": fmt(LAYER_SLIDER_MAX),
                 "new_value": fmt(next(iter(StyleConfig().style_layers.values())))}
 
     def addable_layers(self) -> list[str]:

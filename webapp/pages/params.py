@@ -7,12 +7,13 @@ Nothing here holds a default or a bound of its own: stylize/config.py is their o
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING
 from typing import Any, Mapping
 
 from django import forms
 
-from stylize.config import PRESETS, StyleConfig, field_info
+from stylize.config import LAYER_ROLES, MAX_LAYER_WEIGHTS, PRESETS, StyleConfig, field_info
 from stylize.vgg import LAYER_INDEX, LAYER_NAMES
 
 from ..jobs.lifecycle import NOT_OFFERED
@@ -22,8 +23,8 @@ RELU_LAYERS = tuple(name for name in LAYER_NAMES if name.startswith("relu"))
 
 # The options that are one input each on the page (same name as in StyleConfig).
 PARAM_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "content_weight", "style_weight",
-                "tv_weight", "style_scale", "preserve_colors", "init", "seed", "optimizer", "learning_rate",
-                "pooling", "normalize_content", "precision")
+                "tv_weight", "style_scale", "layer_normalisation", "preserve_colors", "init", "seed", "optimizer",
+                "learning_rate", "pooling", "normalize_content", "precision")
 # ConfigError.field / JobError.field -> the input that shows the message.
 ERROR_FIELDS = {**{name: name for name in PARAM_FIELDS}, "content_layers": "content_layer",
                 "style_layers": "style_layers", "style_blend": "style_blend", "content": "content_file",
@@ -67,8 +68,32 @@ def layer_order(names) -> list[str]:
 
 def page_layers() -> dict[str, Any]:
     """What the page's script needs of the layers: every relu layer, shallow to deep (where a
-    row that is added goes)."""
-    return {"order": list(RELU_LAYERS)}
+    row that is added goes), what each style layer carries (shown under its name), and the
+    largest λ of each layer_normalisation (the number inputs' max follows the choice)."""
+    return {"order": list(RELU_LAYERS), "roles": dict(LAYER_ROLES), "max_weights": dict(MAX_LAYER_WEIGHTS)}
+
+
+def layer_shares(weights: Mapping[str, Any]) -> dict[str, str]:
+    """{layer: its share of the style's influence, λ / Σλ, as people read it ("20 %")}; a weight
+    that is not a number (yet) counts as 0. The page's script computes the same (new_job.js)."""
+    values = {}
+    for layer, weight in weights.items():
+        try:
+            number = float(weight)
+        except (TypeError, ValueError):
+            number = 0.0
+        values[layer] = number if math.isfinite(number) and number > 0 else 0.0
+    total = sum(values.values())
+    return {layer: share_text(value / total if total > 0 else 0.0) for layer, value in values.items()}
+
+
+def share_text(fraction: float) -> str:
+    percent = round(fraction * 100, 6)  # 0.6 / 1.6 is 37.4999…: 38 %, as people count
+    if percent == 0:
+        return "0 %"
+    if percent < 1:
+        return "<1 %"
+    return f"{math.floor(percent + 0.5)} %"  # halves up, as the script's Math.round
 
 
 def config_field(name: str, *, high=None) -> forms.Field:
