@@ -15,9 +15,9 @@ run in this process, apart from the servers.
 
 First, with no worker running (so no job changes), --cost-clients clients poll unchanged jobs
 with their ETag for --cost-seconds: the web's CPU per unchanged poll (target <= 2 ms). Then the
-workers start (pinned to the last core with taskset and at nice 10: on this shared machine a
-CPU-bound worker would otherwise starve the web tier it is measured against; in production the
-workers run on GPU machines) and for --duration seconds: watchers follow their person's newest
+workers start (pinned to the last core with taskset, in the idle scheduling class with chrt: on
+this shared machine a CPU-bound worker would otherwise starve the web tier it is measured against;
+in production the workers run on GPU machines) and for --duration seconds: watchers follow their person's newest
 job through its event stream (/jobs/<id>/events) as the job page does; pollers ask the API's
 cheap poll (/api/v1/jobs/<id>/state) about once a second, a share of them with the ETag they
 have; submitters POST tiny jobs. Then it waits (at most --drain-timeout) until every accepted job
@@ -224,14 +224,23 @@ def start_web(services: Services, env: dict, args) -> str:
 
 
 def start_workers(services: Services, env: dict, count: int) -> None:
-    """Celery workers on the `gpu` queue, as in production (one process each), pinned to the last core
-    at nice 10 (see the module docstring); returns once all are ready."""
+    """Celery workers on the `gpu` queue, as in production (one process each), pinned as
+    worker_pinning() says; returns once all are ready."""
     names = [f"celery{i}" for i in range(count)]
-    pinned = ["nice", "-n", "10"] + (["taskset", "-c", str((os.cpu_count() or 1) - 1)] if shutil.which("taskset")
-                                     else [])
+    pinned = worker_pinning()
     for name in names:
         services.start(name, pinned + worker_command(f"{name}-{services.folder.name}@%h", PYTHON), env)
     wait_until(services, lambda: all(" ready." in services.log(name) for name in names), "the Celery workers")
+
+
+def worker_pinning() -> list[str]:
+    """The command prefix that keeps the CPU-bound worker off the web tier's back: the last core
+    only, and the idle scheduling class (it runs when the web tier leaves the core idle), or
+    nice 19 where chrt is missing. Production workers run on GPU machines, not beside the web."""
+    prefix = ["chrt", "--idle", "0"] if shutil.which("chrt") else ["nice", "-n", "19"]
+    if shutil.which("taskset"):
+        prefix += ["taskset", "-c", str((os.cpu_count() or 1) - 1)]
+    return prefix
 
 
 def wait_until(services: Services, ready, what: str) -> None:
@@ -463,8 +472,7 @@ def main(argv: list[str]) -> int:
                                        else None)
         report = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                   "database": "postgresql" if database else "sqlite", "cpus": os.cpu_count(),
-                  "worker_pinning": ("taskset -c %d, nice 10" % ((os.cpu_count() or 1) - 1)
-                                     if shutil.which("taskset") else "nice 10"),
+                  "worker_pinning": " ".join(worker_pinning()),
                   "job_params": JOB_PARAMS, **result, "server_log_problems": server_log_problems(services)}
         judge(report)
         print_summary(report)

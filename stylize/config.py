@@ -53,9 +53,9 @@ class StyleConfig:
     """Everything that decides a result (with the input images and the device)."""
 
     size: int = _opt(512, "Long side of the result in pixels.", low=MIN_SIZE, high=MAX_SIZE)
-    iterations: int = _opt(12, "Optimiser iterations at the full size.", low=0, high=5000)
+    iterations: int = _opt(30, "Optimiser iterations at the full size.", low=0, high=5000)
     coarse_iterations: int = _opt(
-        70, "Iterations at each coarser scale (multi-scale only).", low=0, high=5000)
+        100, "Iterations at each coarser scale (multi-scale only).", low=0, high=5000)
     scales: int = _opt(
         3, "Number of scales, coarse to fine, each twice the last; 1 = single scale as in the paper.",
         low=1, high=6)
@@ -68,9 +68,10 @@ class StyleConfig:
     style_layers: Mapping[str, float] = _opt(
         DEFAULT_STYLE_LAYERS, "Style layers and their weights λ, e.g. {'relu1_1': 0.2, ...}.")
     layer_normalisation: str = _opt(
-        "balanced", "balanced: each layer's cost is divided by the content photo's cost at that "
-        "layer, so λ is the layer's share of the influence; seed: the paper's 1/(2 n_H n_W n_C)², "
-        "where deep layers outweigh shallow ones by up to 10^5.", choices=("balanced", "seed"))
+        "balanced", "Balanced: each layer's cost is divided by the content photo's cost at that "
+        "layer, so λ is the layer's share of the style's influence. Seed: the original formula, "
+        "where deep layers outweigh shallow ones up to 100 000 times whatever λ says.",
+        choices=("balanced", "seed"))
     style_blend: tuple[float, ...] = _opt(
         (), "Blend weights of several style images (empty = equal).")
     style_scale: float = _opt(
@@ -79,8 +80,9 @@ class StyleConfig:
         "none", "Keep the content's colours: recolour the style ('statistics') or "
         "transfer only luminance ('luminance').", choices=("none", "statistics", "luminance"))
     init: str = _opt(
-        "palette", "Starting image: the content recoloured to the style's palette (the content "
-        "itself when preserve_colors is on), the content, random noise (the paper), or a given image.",
+        "palette", "Starting image: the content recoloured to the style's palette, each finer scale "
+        "recoloured again (the content itself when preserve_colors is on); the content; random "
+        "noise (the paper); or a given image.",
         choices=("palette", "content", "random", "image"))
     seed: int | None = _opt(None, "Random seed (empty = pick one and report it).", low=0, high=2**32 - 1)
     optimizer: str = _opt("lbfgs", "Optimiser.", choices=("lbfgs", "adam"))
@@ -170,9 +172,9 @@ class StyleConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # 256 px in ~16 s on a 2-core CPU (a fresh process), match(256) 0.82x the balanced preset's on tubingen x starry_night.
-    "fast": {"size": 256, "scales": 2, "coarse_iterations": 70, "iterations": 30},
-    # The defaults: 512 px in ~60-75 s on a 2-core CPU (about half that with bf16 on CPUs with AMX).
+    # 256 px in ~18 s on a 2-core CPU (a fresh process); match(256) 0.86x the balanced preset's (tubingen x starry).
+    "fast": {"size": 256, "scales": 2, "coarse_iterations": 50, "iterations": 20},
+    # The defaults: 512 px in ~86 s on a 2-core CPU, a fresh process (README: Performance).
     "balanced": {},
     # Bigger and closer to convergence; meant for a GPU.
     "quality": {"size": 1024, "scales": 4, "coarse_iterations": 200, "iterations": 100},

@@ -4,10 +4,13 @@ Departures from the paper, each an option of StyleConfig:
 * multi-scale: the image is optimised at 1/4, 1/2 and then full size, each
   scale starting from the last one upsampled, so large outputs need few
   (expensive) full-size iterations;
-* the content image recoloured to the style's palette as the starting point
-  (the paper starts from noise): the colours are the part of a painting that
-  deep layers cannot pull in and relu1_1 pulls in slowly, so starting from them
-  leaves every iteration to strokes and forms;
+* the content image recoloured to the style's palette (RGB mean and covariance)
+  as the starting point, and again at the start of each finer scale (the paper
+  starts from noise): the colours are the part of a painting that deep layers
+  cannot pull in and relu1_1 pulls in slowly, while the content term pulls the
+  photo's colours back; starting each scale from the palette leaves the
+  iterations to strokes and forms (on tubingen × starry_night: palette distance
+  1.29 → 1.13 × the classic's, match(256) 1.13 → 1.03 ×, content lower too);
 * "balanced" layer normalisation (the default; "seed" keeps the formula of
   DESIGN.md): each style term is divided by the same term for the content photo
   at that scale, J_style^[l](C) = ‖G^[l](C) − G^[l](S)‖² / (2 n_C)², so every
@@ -132,6 +135,10 @@ class _Optimisation:
             # Bicubic upsampling keeps the coarse scale's strokes sharp; clamping drops overshoot.
             image, done = F.interpolate(previous, size=(height, width), mode="bicubic",
                                         align_corners=False).clamp(0, 1), 0
+            if self._keeps_palette():
+                # The content term pulls the photo's colours back in at every scale (relu4_2 sees
+                # colour); each finer scale starts from the style's palette again (README: the look).
+                image = images.match_color_statistics(image, self._palette(width * height))
         else:
             image, done = self._initial(width, height), 0
         # The optimised tensor stays contiguous: L-BFGS flattens its gradient with view().
@@ -238,9 +245,13 @@ class _Optimisation:
             noise = 0.5 + 0.25 * torch.randn(1, 3, height, width, generator=generator)
             return noise.clamp(0, 1).to(self.device)
         content = self._tensor(images.resize(self.content, (width, height)))
-        if c.init == "palette" and c.preserve_colors == "none":
+        if self._keeps_palette():
             return images.match_color_statistics(content, self._palette(width * height))
         return content  # "content", or "palette" when the person asked to keep the photo's colours
+
+    def _keeps_palette(self) -> bool:
+        """The palette start, unless the person asked to keep the photo's colours (the opposite)."""
+        return self.config.init == "palette" and self.config.preserve_colors == "none"
 
     def _palette(self, pixels: int) -> torch.Tensor:
         """The style images' pixels as one (1, 3, 1, P) row, each style's share of it its blend weight."""

@@ -329,6 +329,16 @@ def test_the_palette_start_is_the_content_in_the_styles_mean_and_covariance(cont
     assert np.corrcoef(start[0], content[0])[0, 1] > 0.8
 
 
+def test_each_finer_scale_starts_from_the_styles_palette_again(content_image, style_image):
+    def start_of_the_fine_scale(init):
+        config = StyleConfig(size=128, scales=2, coarse_iterations=4, iterations=0, seed=1, init=init)
+        return images.to_tensor(stylize.run(content_image, [style_image], config).image).flatten(2)[0]
+
+    style = images.to_tensor(style_image).flatten(2)[0]
+    gap = {init: (start_of_the_fine_scale(init).mean(1) - style.mean(1)).abs().max() for init in ("palette", "content")}
+    assert gap["palette"] < 0.03 < gap["content"]
+
+
 def test_the_palette_start_keeps_the_photos_colours_when_they_are_to_be_preserved(content_image, style_image):
     for preserve in ("statistics", "luminance"):
         palette = stylize.run(content_image, [style_image], small(iterations=0, preserve_colors=preserve))
