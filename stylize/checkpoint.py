@@ -1,4 +1,5 @@
-"""Checkpoint: enough of a run's state to continue it exactly where it stopped."""
+"""Checkpoint: enough of a run's state to continue it where it stopped, and small: the image, the
+best image of the scale, the step and, for Adam, its moments; at most ~4x the image's own size."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class Checkpoint:
     scale: int  # index of the scale being optimised
     iteration: int  # iterations done at that scale
     image: torch.Tensor  # (1, 3, H, W) on the CPU, 0..1 RGB
-    optimizer_state: Mapping[str, Any]  # the optimiser's state_dict (L-BFGS history, Adam moments)
+    optimizer_state: Mapping[str, Any]  # Adam's state_dict; {} for L-BFGS (engine._resumable_state)
     loss_scale: float  # what the scale's cost is multiplied by for the optimiser
     best_loss: float  # lowest cost seen at this scale, and the image that had it
     best_image: torch.Tensor | None

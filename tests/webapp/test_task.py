@@ -161,7 +161,9 @@ class WorkerDied(BaseException):
 def test_a_job_whose_worker_died_resumes_from_its_checkpoint_to_the_same_result(
         user, content, style, sent, settings, monkeypatch, caplog, django_capture_on_commit_callbacks):
     settings.CHECKPOINT_EVERY_SECONDS = 0  # a checkpoint with every report
-    params = {"size": 48, "scales": 1, "iterations": 6, "seed": 11}
+    # Adam: its moments travel with a checkpoint, so the resumed result is the same bit for bit
+    # (an L-BFGS checkpoint leaves its curvature pairs behind: tests/stylize/test_checkpoint.py).
+    params = {"size": 48, "scales": 1, "iterations": 6, "seed": 11, "optimizer": "adam", "learning_rate": 0.05}
     with django_capture_on_commit_callbacks(execute=True):
         reference = lifecycle.create_job(user, content, [style], params)
         interrupted = lifecycle.create_job(user, content, [style], params)
