@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import stylize
-from stylize import BatchJob, Cancelled, ConfigError, Result, StyleConfig, batch_key, compatible, run_batch
+from stylize import (BatchJob, Cancelled, ConfigError, DeviceMemoryError, Result, StyleConfig, batch_key, compatible,
+                     engine, run_batch)
 
 # Why a tolerance and not equal bytes: stacked images go through other convolution kernels (the
 # batch dimension changes how oneDNN blocks its sums), so float32 activations differ in their last
@@ -159,3 +160,27 @@ def test_another_aspect_ratio_is_refused_and_the_per_job_options_are_not(content
 
 def test_an_empty_batch_returns_nothing():
     assert run_batch([]) == []
+
+
+def test_a_checkpoint_taken_in_a_batch_resumes_alone(content_image, style_image, second_style_image):
+    taken = {}
+
+    def on_progress(p):
+        if p.step == 2:
+            taken["checkpoint"] = p.checkpoint()
+
+    config = small(iterations=4, seed=11)
+    batched = run_batch([BatchJob(content_image, [style_image], config, on_progress),
+                         BatchJob(content_image, [second_style_image], small(iterations=4, seed=12))])
+    checkpoint = taken["checkpoint"]
+    assert (checkpoint.scale, checkpoint.iteration, checkpoint.seed) == (0, 2, 11)
+    resumed = stylize.run(content_image, [style_image], config, resume=checkpoint)
+    assert resumed.history[:2] == batched[0].history[:2]
+    assert_close(resumed, batched[0])
+
+
+def test_running_out_of_memory_stops_the_batch_with_a_size_that_fits(content_image, style_image, monkeypatch):
+    # One 64x43 image fits under the simulated limit, two stacked do not.
+    monkeypatch.setenv(engine.SIMULATE_OOM_ENV, str(64 * 43 + 1))
+    outcomes = run_batch([BatchJob(content_image, [style_image], small(seed=s)) for s in (1, 2)])
+    assert all(isinstance(o, DeviceMemoryError) and "64x43" in str(o) for o in outcomes)
