@@ -147,9 +147,12 @@ class _Batch:
             member.scale.optimizer.zero_grad(set_to_none=True)
         # One pass over the stacked images; each job's slice feeds its own cost.
         features = self.features(torch.cat([m.scale.image for m in members]))
+        # split(): its backward puts the slices' gradients together with one cat, where indexing
+        # would give each slice a batch-sized gradient of zeros to add up.
+        slices = {name: value.split(1) for name, value in features.items()}
         costs = []
         for i, member in enumerate(members):
-            own, terms, scale = {name: value[i:i + 1] for name, value in features.items()}, {}, member.scale
+            own, terms, scale = {name: parts[i] for name, parts in slices.items()}, {}, member.scale
             try:
                 costs.append((member, member.job.cost(own, scale.image, scale.targets, terms), terms))
             except Exception as exc:
