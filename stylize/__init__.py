@@ -1,5 +1,6 @@
 """The style transfer engine: pure PyTorch + Pillow (no web framework, no task queue)."""
 
+from .batch import BatchJob, batch_key, compatible, run_batch
 from .checkpoint import Checkpoint
 from .config import PRESETS, StyleConfig
 from .engine import run
@@ -10,6 +11,6 @@ from .result import Progress, Result, read_metadata
 
 __version__ = "0.1.0"
 
-__all__ = ["Cancelled", "Checkpoint", "ConfigError", "DeviceMemoryError", "ImageError", "ImageTooLarge",
+__all__ = ["BatchJob", "Cancelled", "Checkpoint", "ConfigError", "DeviceMemoryError", "ImageError", "ImageTooLarge",
            "PRESETS", "Progress", "Result", "StyleConfig", "StylizeError", "WeightsError", "load_image",
-           "read_metadata", "run", "__version__"]
+           "batch_key", "compatible", "read_metadata", "run", "run_batch", "__version__"]

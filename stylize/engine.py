@@ -63,6 +63,15 @@ def run(content: Image.Image, styles: Sequence[Image.Image], config: StyleConfig
     `on_progress` is called after every iteration; it may raise stylize.Cancelled
     to stop, and may call progress.checkpoint() to get something `resume` accepts.
     """
+    job, alpha = prepare(content, styles, config, on_progress, init_image, resume)
+    return job.result(job.run(resume), alpha)
+
+
+def prepare(content: Image.Image, styles: Sequence[Image.Image], config: StyleConfig | None,
+            on_progress: Callable[[Progress], None] | None, init_image: Image.Image | None,
+            resume: Checkpoint | None = None) -> tuple["_Optimisation", Image.Image | None]:
+    """Check one job's inputs and build its optimisation (shared by run() and run_batch());
+    returns it with the content's alpha channel, which the result gets back."""
     config = config or StyleConfig()
     if not styles:
         raise ConfigError("styles", "at least one style image is needed")
@@ -78,11 +87,7 @@ def run(content: Image.Image, styles: Sequence[Image.Image], config: StyleConfig
     content_rgb, alpha = images.split_alpha(content)
     job = _Optimisation(config, device, content_rgb, [images.split_alpha(s)[0] for s in styles], blend,
                         init_image, on_progress)
-    final = job.run(resume)
-    image = images.merge_alpha(images.to_image(final), alpha)
-    return Result(image=image, config=config, history=tuple(job.history), sizes=tuple(job.sizes),
-                  elapsed=time.monotonic() - job.started + job.elapsed_before, device=str(device),
-                  weights_sha256=weights_sha256(config.weights))
+    return job, alpha
 
 
 @dataclass
@@ -124,8 +129,32 @@ class _Optimisation:
                 raise oom from exc
         return self._finish(image)
 
+    def result(self, final: torch.Tensor, alpha: Image.Image | None) -> Result:
+        image = images.merge_alpha(images.to_image(final), alpha)
+        return Result(image=image, config=self.config, history=tuple(self.history), sizes=tuple(self.sizes),
+                      elapsed=time.monotonic() - self.started + self.elapsed_before, device=str(self.device),
+                      weights_sha256=weights_sha256(self.config.weights))
+
     # -- one scale -------------------------------------------------------------------
+    # begin_scale, _Scale.scaled, after_step and end_scale are the steps of _run_scale, apart so
+    # that batch.py drives several jobs' scales with one forward/backward pass and the same code.
     def _run_scale(self, index: int, previous: torch.Tensor | None, resume: Checkpoint | None) -> torch.Tensor:
+        scale = self.begin_scale(index, previous, resume)
+        for iteration in range(scale.done, self.plan[index]):
+            terms = {}
+
+            def closure():
+                scale.optimizer.zero_grad(set_to_none=True)
+                loss = self._loss(scale.image, scale.targets, terms)
+                loss.backward()
+                return scale.scaled(loss)
+
+            scale.optimizer.step(closure)
+            self.after_step(scale, iteration, terms)
+        return self.end_scale(scale)
+
+    def begin_scale(self, index: int, previous: torch.Tensor | None, resume: Checkpoint | None) -> "_Scale":
+        """The targets, starting image, optimiser and guard of scale `index`."""
         width, height = self.sizes[index]
         targets = self._targets(width, height)
         if resume is not None:
@@ -147,30 +176,25 @@ class _Optimisation:
         guard = _Guard.from_checkpoint(resume, self.device)
         if resume is not None and resume.optimizer_state:
             optimizer.load_state_dict(copy.deepcopy(resume.optimizer_state))
-        scale_start = time.monotonic()
-        for iteration in range(done, self.plan[index]):
-            terms = {}
+        return _Scale(index, targets, image, optimizer, guard, done, time.monotonic())
 
-            def closure():
-                optimizer.zero_grad(set_to_none=True)
-                loss = self._loss(image, targets, terms)
-                loss.backward()
-                guard.saw(loss.item(), image)
-                image.grad.mul_(guard.loss_scale)
-                return loss * guard.loss_scale
+    def after_step(self, scale: "_Scale", iteration: int, terms: dict) -> None:
+        """Divergence check, history and progress after the optimiser's step `iteration` (0-based)."""
+        index, image, guard = scale.index, scale.image, scale.guard
+        loss = sum(terms.values())
+        if guard.diverged(loss):
+            log.info("scale %d iteration %d: cost jumped to %.3g, restarting from the best image",
+                     index, iteration + 1, loss)
+            guard.restore(image, scale.optimizer)
+        self.history.append({"step": len(self.history) + 1, "scale": index, "iteration": iteration + 1,
+                             "loss": loss, "losses": terms})
+        self.scale_times[index] = (time.monotonic() - scale.started) / (iteration + 1 - scale.done)
+        if self.on_progress:
+            self.on_progress(self._progress(index, iteration + 1, image, scale.optimizer, guard))
 
-            optimizer.step(closure)
-            loss = sum(terms.values())
-            if guard.diverged(loss):
-                log.info("scale %d iteration %d: cost jumped to %.3g, restarting from the best image",
-                         index, iteration + 1, loss)
-                guard.restore(image, optimizer)
-            self.history.append({"step": len(self.history) + 1, "scale": index, "iteration": iteration + 1,
-                                 "loss": loss, "losses": terms})
-            self.scale_times[index] = (time.monotonic() - scale_start) / (iteration + 1 - done)
-            if self.on_progress:
-                self.on_progress(self._progress(index, iteration + 1, image, optimizer, guard))
-        return guard.better_of(image.detach(), lambda: self._loss(image, targets, {}).item())
+    def end_scale(self, scale: "_Scale") -> torch.Tensor:
+        image = scale.image
+        return scale.guard.better_of(image.detach(), lambda: self._loss(image, scale.targets, {}).item())
 
     def _targets(self, width: int, height: int) -> dict:
         """Content activations and blended style Grams at this scale (no gradient needed)."""
@@ -205,9 +229,17 @@ class _Optimisation:
 
     def _loss(self, image: torch.Tensor, targets: dict, terms: dict) -> torch.Tensor:
         """Total cost; `terms` receives each weighted term (they add up to the total)."""
-        c = self.config
+        return self.cost(self.features(image), image, targets, terms)
+
+    def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The activations the costs read, of a batch (N, 3, H, W) of images."""
         with self._autocast():
-            features = self.net(image.contiguous(memory_format=torch.channels_last), c.layers())
+            return self.net(image.contiguous(memory_format=torch.channels_last), self.config.layers())
+
+    def cost(self, features: dict[str, torch.Tensor], image: torch.Tensor, targets: dict,
+             terms: dict) -> torch.Tensor:
+        """The cost of `image` (1, 3, H, W) from its activations `features` (batch of one)."""
+        c = self.config
         total = image.new_zeros(())
         for name, weight in c.content_layers.items():
             if weight:
@@ -302,6 +334,26 @@ class _Optimisation:
             ratio = self.sizes[later][0] * self.sizes[later][1] / pixels
             left += self.plan[later] * per_iteration * ratio
         return left
+
+
+@dataclass
+class _Scale:
+    """One job's state while it optimises one scale."""
+
+    index: int
+    targets: dict
+    image: torch.Tensor  # the leaf the optimiser moves
+    optimizer: torch.optim.Optimizer
+    guard: "_Guard"
+    done: int  # iterations done before this run (a resume)
+    started: float
+
+    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        """What the optimiser's closure returns, once `loss` at `image` has put its gradient in image.grad:
+        the guard sees both, and the optimiser the cost and gradient scaled (see _Guard)."""
+        self.guard.saw(loss.item(), self.image)
+        self.image.grad.mul_(self.guard.loss_scale)
+        return loss * self.guard.loss_scale
 
 
 class _Guard:
