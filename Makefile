@@ -29,6 +29,7 @@ test: $(STAMP) $(CHROMIUM)
 	DATABASE_URL=$${DATABASE_URL:-$(MULTIMACHINE_DATABASE_URL)} $(PY) -m pytest -q tests/multimachine
 	$(PY) bench/bench_cpu.py --smoke
 	$(PY) bench/look.py --smoke
+	$(PY) bench/gpu_check.py --tiny --json bench/out/gpu_check_tiny.json
 	$(PY) bench/load_test.py --smoke
 
 # 1000 event-stream watchers + 200 API pollers + 20 submitters for 60 s against the web server on
@@ -62,7 +63,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_cpu.py
 
 bench-gpu: $(STAMP)
-	$(PY) bench/bench_gpu.py
+	$(PY) bench/gpu_check.py
 
 clean:
 	rm -rf $(VENV) bench/out .pytest_cache

@@ -169,9 +169,12 @@ def test_a_checkpoint_taken_in_a_batch_resumes_alone(content_image, style_image,
         if p.step == 2:
             taken["checkpoint"] = p.checkpoint()
 
-    config = small(iterations=4, seed=11)
+    # Adam: its moments travel with a checkpoint (L-BFGS's memory does not), so the resumed run is
+    # the batched one's continuation up to the batch's rounding.
+    adam = {"optimizer": "adam", "learning_rate": 0.05}
+    config = small(iterations=4, seed=11, **adam)
     batched = run_batch([BatchJob(content_image, [style_image], config, on_progress),
-                         BatchJob(content_image, [second_style_image], small(iterations=4, seed=12))])
+                         BatchJob(content_image, [second_style_image], small(iterations=4, seed=12, **adam))])
     checkpoint = taken["checkpoint"]
     assert (checkpoint.scale, checkpoint.iteration, checkpoint.seed) == (0, 2, 11)
     resumed = stylize.run(content_image, [style_image], config, resume=checkpoint)
