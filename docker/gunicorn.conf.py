@@ -26,6 +26,9 @@ accesslog = "-"
 # gunicorn 27+ opens a runtime control socket in $XDG_RUNTIME_DIR or ~/.gunicorn by default;
 # nothing here uses it (older versions ignore the name).
 control_socket_disable = True
+# PostgreSQL connections per web process (webapp/settings.py: DB_POOL_SIZE): 3 processes x 10
+# stay well under PostgreSQL's default of 100 with the workers beside them.
+os.environ.setdefault("DB_POOL_SIZE", "10")
 
 
 def post_worker_init(worker):

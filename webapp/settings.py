@@ -101,6 +101,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _sqlite_name = str(DATABASES["default"]["NAME"])
     if _sqlite_name and _sqlite_name != ":memory:":
         Path(_sqlite_name).parent.mkdir(parents=True, exist_ok=True)
+# A pool of at most DB_POOL_SIZE PostgreSQL connections per process, for the web tier only (its
+# gunicorn configuration sets it): there every request runs in a thread of its own with a
+# connection of its own, and a burst of a few hundred page loads over a few processes would pass
+# PostgreSQL's max_connections (100 by default: "sorry, too many clients already", a 500). With
+# the pool a request waits up to DB_POOL_TIMEOUT s for a connection instead. Not for Celery
+# workers: the pool's threads do not survive their fork.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0, min=0)
+if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django refuses both at once
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": DB_POOL_SIZE, "timeout": env_float("DB_POOL_TIMEOUT", 10.0, min=0.1)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

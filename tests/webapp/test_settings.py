@@ -87,6 +87,17 @@ def test_database_url_selects_postgresql(repo_root, production_env):
     assert (database["HOST"], database["PORT"], database["NAME"]) == ("db.internal", 5432, "style")
 
 
+def test_the_web_tier_pools_its_postgresql_connections_and_workers_do_not(repo_root, production_env):
+    postgres = {**production_env, "DATABASE_URL": "postgres://u:p@db.internal:5432/style"}
+    web = settings_in(repo_root, {**postgres, "DB_POOL_SIZE": "10"}, "DATABASES")["DATABASES"]["default"]
+    assert web["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 10, "timeout": 10.0}
+    assert web["CONN_MAX_AGE"] == 0
+    worker = settings_in(repo_root, postgres, "DATABASES")["DATABASES"]["default"]
+    assert "pool" not in worker.get("OPTIONS", {})
+    sqlite = settings_in(repo_root, {**production_env, "DB_POOL_SIZE": "10"}, "DATABASES")["DATABASES"]["default"]
+    assert "pool" not in sqlite["OPTIONS"]
+
+
 def test_s3_bucket_switches_the_default_storage_to_s3(repo_root, production_env):
     values = settings_in(repo_root, {**production_env, "S3_BUCKET": "results", "S3_ENDPOINT_URL":
                                      "https://minio.internal:9000"}, "STORAGES", "S3_ADDRESSING_STYLE", "S3_CHECKSUMS")
