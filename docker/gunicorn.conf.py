@@ -28,7 +28,8 @@ accesslog = "-"
 control_socket_disable = True
 # PostgreSQL connections per web process (webapp/settings.py: DB_POOL_SIZE): 3 processes x 10
 # stay well under PostgreSQL's default of 100 with the workers beside them.
-os.environ.setdefault("DB_POOL_SIZE", "10")
+if not os.environ.get("DB_POOL_SIZE"):  # unset, or left empty in .env
+    os.environ["DB_POOL_SIZE"] = "10"
 
 
 def post_worker_init(worker):
