@@ -32,7 +32,9 @@ def test_a_job_that_kills_its_worker_every_time_fails_at_the_attempt_cap_and_the
     assert [a.outcome for a in row.attempt_log.all()] == ["lost"] * CAP
     # The message that found the cap reached was acknowledged: nothing left to go round again.
     wait_until(lambda: broker_holds() is None, 10, lambda: f"{broker_holds()}\n{worker.tail()}")
-    assert worker.log().count(f"job {job.pk} claimed by") == CAP
+    # Each claim is in the attempt log above; the worker's own log may miss the last lines a pool
+    # process wrote just before it was SIGKILLed (not yet flushed), so it shows at least one.
+    assert 1 <= worker.log().count(f"job {job.pk} claimed by") <= CAP
 
     after = submit(iterations=2)
     assert wait_for_job(after, finished, worker).status == Status.SUCCEEDED, worker.tail()

@@ -244,14 +244,17 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
         return job
     exhausted = list(StyleJob.objects.filter(claimable, pk=job_id, attempts__gte=F("max_attempts")))
     for job in exhausted:
-        rows = StyleJob.objects.filter(claimable, pk=job_id, attempts=job.attempts).update(
-            status=Status.FAILED, finished=now, eta_seconds=None,
-            error=f"Stopped after {job.attempts} attempts; the last one did not finish because the worker "
-                  f"running it was lost (for example killed for using too much memory).")
+        # One transaction: whoever sees the job failed also sees its last attempt ended as lost.
+        with transaction.atomic():
+            rows = StyleJob.objects.filter(claimable, pk=job_id, attempts=job.attempts).update(
+                status=Status.FAILED, finished=now, eta_seconds=None,
+                error=f"Stopped after {job.attempts} attempts; the last one did not finish because the worker "
+                      f"running it was lost (for example killed for using too much memory).")
+            if rows:
+                _end_attempt(job_id, Outcome.LOST)
         if rows:
             _changed(job_id)
             log.warning("job %s failed: out of attempts (%d)", job_id, job.attempts)
-            _end_attempt(job_id, Outcome.LOST)
             _delete_checkpoint(job_id)
             return None
     log.info("job %s not claimed by %s: not queued for this message", job_id, worker_host)
