@@ -34,6 +34,7 @@ from .engine import _Optimisation, _Scale, _simulated_oom_check, prepare
 from .errors import ConfigError
 from .result import Progress, Result
 
+
 @dataclass(frozen=True)
 class BatchJob:
     """One job of a batch: the arguments of stylize.run() but `resume`. A job with a checkpoint

@@ -36,7 +36,6 @@ STYLE_WEIGHT_BALANCED = 6.0
 # Largest λ per normalisation: a share (0..1) when balanced; the seed's formula needed weights up
 # to 1000 to give a shallow layer any say, and old jobs stored such weights.
 MAX_LAYER_WEIGHTS = {"balanced": 1.0, "seed": 1e3}
-MAX_LAYER_WEIGHT = MAX_LAYER_WEIGHTS["balanced"]
 # Jobs stored before the option existed ran with the seed's normalisation (migration 0005).
 NORMALISATION_BEFORE_THE_OPTION = "seed"
 

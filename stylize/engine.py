@@ -214,8 +214,9 @@ class _Optimisation:
         norms = {name: 1.0 for name in c.layers()}
         if c.layer_normalisation == "balanced":
             for name in content_layers:
+                # The same sum or mean as the term itself: a relative error either way.
                 norms[name] = _floored(content_cost(torch.zeros_like(content_features[name]),
-                                                    content_features[name]))
+                                                    content_features[name], c.normalize_content))
             for name in style_layers:
                 norms[name] = _floored(style_cost(gram(content_features[name]), grams[name]),
                                        style_cost(torch.zeros_like(grams[name]), grams[name]))
@@ -424,12 +425,11 @@ def _resumable_state(optimizer: torch.optim.Optimizer) -> dict:
     return copy.deepcopy(optimizer.state_dict())
 
 
-def _floored(value: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+def _floored(value: torch.Tensor, reference: torch.Tensor | float = 0.0) -> torch.Tensor:
     """A normaliser that cannot be 0: a content photo that already matches the style at a layer
-    (or a black photo) would otherwise divide by zero. The floor is a millionth of the style's own
-    Gram energy, or of nothing for content layers."""
-    floor = 1e-6 * reference if reference is not None else torch.tensor(1e-12)
-    return torch.maximum(value, floor.to(value) + 1e-12)
+    (or a black photo) would otherwise divide by zero. The floor is a millionth of `reference`
+    (the style's own Gram energy for style layers)."""
+    return value.clamp_min(1e-6 * float(reference) + 1e-12)
 
 
 def _simulated_oom_check(pixels: int) -> None:
