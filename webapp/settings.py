@@ -207,6 +207,11 @@ PROGRESS_EVERY_SECONDS = env_float("PROGRESS_EVERY_SECONDS", 1.0, min=0.0)
 PREVIEW_EVERY_SECONDS = env_float("PREVIEW_EVERY_SECONDS", 5.0, min=0.0)
 # 0: a running job reads its cancel flag after every iteration (a primary-key lookup).
 CANCEL_CHECK_EVERY_SECONDS = env_float("CANCEL_CHECK_EVERY_SECONDS", 0.0, min=0.0)
+# Up to this many compatible queued jobs run together in one pass through VGG19 (same sizes and
+# schedule: webapp/worker/batching.py); 1 runs each job alone. A GPU worker gains from 8 or more
+# at 512 px; a CPU gains little (bench/batch_cpu.py). A batch costs at most one job's budget
+# (JOB_COST_BUDGET), so it fits the time limits one large job does.
+WORKER_BATCH_SIZE = env_int("WORKER_BATCH_SIZE", 1, min=1, max=256)
 # A running job's pool process writes the job's heartbeat this often from a thread of its own,
 # whatever the engine is doing (loading, an iteration, the visualisations, uploads), with the
 # database's clock (webapp/worker/job_heartbeat.py).

@@ -228,19 +228,8 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
     claimable = Q(status=Status.QUEUED)
     if task_id:
         claimable = Q(task_id=task_id) & (claimable | _abandoned(worker_host))
-    # One transaction, so the row read back is the one this UPDATE wrote (the row stays locked
-    # until commit): another claim in between would otherwise give both the same attempt.
-    with transaction.atomic():
-        claimed = StyleJob.objects.filter(claimable, pk=job_id, attempts__lt=F("max_attempts")).update(
-            status=Status.RUNNING, attempts=F("attempts") + 1, started=now, last_heartbeat=Now(),
-            worker_host=worker_host[:255], finished=None, error="", error_traceback="")
-        job = StyleJob.objects.select_related("content").get(pk=job_id) if claimed else None
-        if job is not None:
-            _end_attempt(job.pk, Outcome.LOST)  # the attempt this one takes over, if any
-            JobAttempt.objects.create(job=job, number=job.attempts, worker_host=job.worker_host, started=now)
-            _changed(job.pk)
+    job = _take(claimable, job_id, worker_host)
     if job is not None:
-        log.info("job %s claimed by %s (attempt %d of %d)", job_id, worker_host, job.attempts, job.max_attempts)
         return job
     exhausted = list(StyleJob.objects.filter(claimable, pk=job_id, attempts__gte=F("max_attempts")))
     for job in exhausted:
@@ -259,6 +248,42 @@ def claim(job_id, worker_host: str, task_id: str | None = None) -> StyleJob | No
             return None
     log.info("job %s not claimed by %s: not queued for this message", job_id, worker_host)
     return None
+
+
+def claim_partner(job_id, worker_host: str, task_id: str) -> StyleJob | None:
+    """Claim a queued job to run in the batch of the message `task_id` (webapp/worker/batching.py);
+    None if it is no longer queued. As claim(), and the row then names the batch's message: the
+    job's own message, when it arrives, finds it not its to run (claim() and takeover_delay() say
+    None), and if the batch's worker is lost, the batch's message takes it over with the rest
+    (claim() with that task_id). Only a job without a checkpoint: one that would resume runs alone."""
+    return _take(Q(status=Status.QUEUED, checkpoint=""), job_id, worker_host, task_id=task_id)
+
+
+def batch_members(task_id: str, lead_id) -> list:
+    """The ids of the running jobs the message `task_id` claimed besides its own job (a batch)."""
+    if not task_id:
+        return []
+    return list(StyleJob.objects.filter(task_id=task_id, status=Status.RUNNING).exclude(pk=lead_id)
+                .order_by("created").values_list("pk", flat=True))
+
+
+def _take(claimable: Q, job_id, worker_host: str, **fields) -> StyleJob | None:
+    """The conditional UPDATE of a claim, its attempt row and its event; the job, or None."""
+    now = timezone.now()
+    # One transaction, so the row read back is the one this UPDATE wrote (the row stays locked
+    # until commit): another claim in between would otherwise give both the same attempt.
+    with transaction.atomic():
+        claimed = StyleJob.objects.filter(claimable, pk=job_id, attempts__lt=F("max_attempts")).update(
+            status=Status.RUNNING, attempts=F("attempts") + 1, started=now, last_heartbeat=Now(),
+            worker_host=worker_host[:255], finished=None, error="", error_traceback="", **fields)
+        job = StyleJob.objects.select_related("content").get(pk=job_id) if claimed else None
+        if job is not None:
+            _end_attempt(job.pk, Outcome.LOST)  # the attempt this one takes over, if any
+            JobAttempt.objects.create(job=job, number=job.attempts, worker_host=job.worker_host, started=now)
+            _changed(job.pk)
+    if job is not None:
+        log.info("job %s claimed by %s (attempt %d of %d)", job_id, worker_host, job.attempts, job.max_attempts)
+    return job
 
 
 def _abandoned(worker_host: str) -> Q:
@@ -381,16 +406,20 @@ def confirm_cancelled(job: StyleJob) -> bool:
 
 
 def fail_lost_task(job_id, task_id: str, error: str) -> bool:
-    """Fail a running job whose worker process was killed (hard time limit); called by Celery's
-    main process, which knows only the job id and the message."""
-    rows = StyleJob.objects.filter(pk=job_id, status=Status.RUNNING, task_id=task_id).update(
-        status=Status.FAILED, finished=timezone.now(), eta_seconds=None, error=error[:_ERROR_MAX_CHARS])
-    if rows:
-        log.warning("job %s failed: %s", job_id, error)
-        _end_attempt(job_id, Outcome.FAILED, error)
-        _changed(job_id)
-        _delete_checkpoint(job_id)
-    return bool(rows)
+    """Fail the running jobs of a message whose worker process was killed (hard time limit): its
+    job and the batch it claimed, if any; called by Celery's main process, which knows only the job
+    id and the message. True if any was failed."""
+    failed = False
+    for pk in [job_id, *batch_members(task_id, job_id)]:
+        rows = StyleJob.objects.filter(pk=pk, status=Status.RUNNING, task_id=task_id).update(
+            status=Status.FAILED, finished=timezone.now(), eta_seconds=None, error=error[:_ERROR_MAX_CHARS])
+        if rows:
+            failed = True
+            log.warning("job %s failed: %s", pk, error)
+            _end_attempt(pk, Outcome.FAILED, error)
+            _changed(pk)
+            _delete_checkpoint(pk)
+    return failed
 
 
 # -- a person's (or an admin's) side ------------------------------------------------------------

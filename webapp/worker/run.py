@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import traceback
+from contextlib import ExitStack
+from typing import Any, Callable, Sequence
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -32,13 +34,58 @@ def execute(job: StyleJob) -> str:
     """Run a claimed job and record its outcome; returns the job's new status. The job's heartbeat
     beats from a thread of its own meanwhile (job_heartbeat.py)."""
     with JobHeartbeat(job):
-        return _execute(job)
+        run = JobRun(job)
+        return settle(job, lambda: run.load() and run.alone())
 
 
-def _execute(job: StyleJob) -> str:
+def execute_batch(jobs: Sequence[StyleJob]) -> dict[Any, str]:
+    """Run claimed jobs, those stylize.batch_key() groups with the first in one stylize.run_batch,
+    the others (a checkpoint to resume, a size that differs) one after another; record each one's
+    outcome. Returns {job id: new status}. Each job ends as it would alone: a bad input, a cancel
+    or a lost claim ends that job only. Out of memory in the shared pass runs its jobs again one by
+    one (from their checkpoints): a job must not fail for having been batched."""
+    with ExitStack() as beats:
+        for job in jobs:
+            beats.enter_context(JobHeartbeat(job))
+        runs = [JobRun(job) for job in jobs]
+        statuses = {run.job.pk: settle(run.job, run.load) for run in runs}
+        loaded = [run for run in runs if statuses[run.job.pk] == LOADED]
+        together = [run for run in loaded if run.resume is None and run.key() == loaded[0].key()] if loaded else []
+        if len(together) < 2:
+            together = []
+        if together:
+            log.info("running %d jobs in one batch", len(together))
+            outcomes = _run_together(together)
+            for run, outcome in zip(together, outcomes):
+                if isinstance(outcome, stylize.DeviceMemoryError):
+                    log.warning("job %s: out of memory in a batch of %d; running it alone", run.job.pk, len(together))
+                    statuses[run.job.pk] = settle(run.job, lambda run=run: run.reload() and run.alone())
+                else:
+                    statuses[run.job.pk] = settle(run.job, lambda run=run, outcome=outcome: run.store(outcome))
+        for run in loaded:
+            if run not in together:
+                statuses[run.job.pk] = settle(run.job, run.alone)
+        return statuses
+
+
+def _run_together(runs: Sequence[JobRun]) -> list[stylize.Result | Exception]:
     try:
-        _run(job)
-        return Status.SUCCEEDED
+        return stylize.run_batch([run.batch_job() for run in runs])
+    except Exception as exc:  # refused as a whole, or the time limit: the same for each job
+        return [exc] * len(runs)
+    finally:
+        for run in runs:
+            run.close()
+
+
+LOADED = "loaded"  # settle()'s value for a JobRun.load() that went through
+
+
+def settle(job: StyleJob, work: Callable[[], str]) -> str:
+    """work()'s value, or the status the job ends with when it raises: every way a run can end,
+    recorded as the job's outcome (the message each owner sees, the traceback the admins see)."""
+    try:
+        return work()
     except lifecycle.JobSuperseded as exc:
         log.warning("job %s: stopped, its claim was lost (%s)", job.pk, exc)
         return "superseded"
@@ -75,25 +122,63 @@ def _fail(job: StyleJob, error: str, tb: str = "", retryable: bool = False) -> s
         return "superseded"
 
 
-def _run(job: StyleJob) -> None:
-    config = job.config()  # the stored params, validated again
-    content = storage.open_image(job.content.file.name)
-    styles = [storage.open_image(image.file.name) for image in job.ordered_styles()]
-    resume = _checkpoint_to_resume(job, config)
-    reporter = progress.JobProgress(job, history=resume.history if resume else ())
-    log.info("job %s: attempt %d, %d style(s), size %d, %d scale(s)", job.pk, job.attempts, len(styles),
-             config.size, config.scales)
-    try:
-        result = stylize.run(content, styles, config, on_progress=reporter, resume=resume)
-    finally:
-        reporter.checkpoints.close()  # the run is over: a checkpoint still uploading is not needed
+class JobRun:
+    """One claimed job's run: its inputs, its progress writer, and storing what it made."""
 
-    result_name = storage.save_result(job, result)
-    artifact_names = storage.save_artifacts(job, _visualizations(job, config, content, styles, result))
-    if not lifecycle.finish(job, result, result_name=result_name, artifacts=artifact_names,
-                       loss_history=progress.thin_history(result.history)):
-        storage.delete_files([result_name, *artifact_names.values()])
-        raise lifecycle.JobSuperseded(f"job {job.pk}: claim lost before it could be finished")
+    def __init__(self, job: StyleJob):
+        self.job = job
+        self.reporter: progress.JobProgress | None = None
+        self.resume: stylize.Checkpoint | None = None
+
+    def load(self) -> str:
+        """Read the params, images and checkpoint (raises what settle() records)."""
+        job = self.job
+        self.config = job.config()  # the stored params, validated again
+        self.content = storage.open_image(job.content.file.name)
+        self.styles = [storage.open_image(image.file.name) for image in job.ordered_styles()]
+        self.resume = _checkpoint_to_resume(job, self.config)
+        self.reporter = progress.JobProgress(job, history=self.resume.history if self.resume else ())
+        log.info("job %s: attempt %d, %d style(s), size %d, %d scale(s)", job.pk, job.attempts, len(self.styles),
+                 self.config.size, self.config.scales)
+        return LOADED
+
+    def reload(self) -> str:
+        """Start again from what is stored (its newest checkpoint, if any), with a new progress writer."""
+        self.close()
+        return self.load()
+
+    def key(self) -> tuple:
+        return stylize.batch_key(self.config, self.content.size)
+
+    def batch_job(self) -> stylize.BatchJob:
+        return stylize.BatchJob(self.content, self.styles, self.config, on_progress=self.reporter)
+
+    def alone(self) -> str:
+        try:
+            result = stylize.run(self.content, self.styles, self.config, on_progress=self.reporter,
+                                 resume=self.resume)
+        finally:
+            self.close()
+        return self.store(result)
+
+    def close(self) -> None:
+        """The run is over: a checkpoint still uploading is not needed."""
+        if self.reporter is not None:
+            self.reporter.checkpoints.close()
+
+    def store(self, outcome: stylize.Result | Exception) -> str:
+        """Save the result and its visualisations and finish the job; an exception is raised for settle()."""
+        if isinstance(outcome, Exception):
+            raise outcome
+        job, result = self.job, outcome
+        result_name = storage.save_result(job, result)
+        artifact_names = storage.save_artifacts(
+            job, _visualizations(job, self.config, self.content, self.styles, result))
+        if not lifecycle.finish(job, result, result_name=result_name, artifacts=artifact_names,
+                                loss_history=progress.thin_history(result.history)):
+            storage.delete_files([result_name, *artifact_names.values()])
+            raise lifecycle.JobSuperseded(f"job {job.pk}: claim lost before it could be finished")
+        return Status.SUCCEEDED
 
 
 def _checkpoint_to_resume(job: StyleJob, config: stylize.StyleConfig) -> stylize.Checkpoint | None:

@@ -1,4 +1,5 @@
-"""The Celery task: claim the job its message names, run it (run.py), report the worker idle.
+"""The Celery task: claim the job its message names (and, with WORKER_BATCH_SIZE > 1, queued
+jobs that can run with it: batching.py), run them (run.py), report the worker idle.
 
 The only module that knows Celery's task API. It is registered under queue/lanes.TASK_NAME
 (messages already queued carry that name), and senders publish by that name
@@ -18,8 +19,8 @@ from django.db import connections
 from ..celery import app
 from ..jobs import lifecycle
 from ..queue.lanes import TASK_NAME
-from . import heartbeat
-from .run import execute
+from . import batching, heartbeat
+from .run import execute, execute_batch
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,13 @@ class StyleJobTask(Task):
 @app.task(bind=True, base=StyleJobTask, name=TASK_NAME)
 def run_style_job(self, job_id: str) -> str:
     """Run one job; returns how it ended (logged only: there is no result backend)."""
-    worker = self.request.hostname or "worker"
-    job = lifecycle.claim(job_id, worker, task_id=self.request.id)
-    if job is None:
-        delay = lifecycle.takeover_delay(job_id, self.request.id, worker)
+    worker, task_id = self.request.hostname or "worker", self.request.id
+    job = lifecycle.claim(job_id, worker, task_id=task_id)
+    # Jobs this message claimed for a batch (batching.py) on a worker that was lost: taken over too.
+    jobs = [job] if job is not None else []
+    jobs += batching.partners_left_by_a_lost_worker(task_id, job_id, worker)
+    if not jobs:
+        delay = lifecycle.takeover_delay(job_id, task_id, worker)
         if delay is None:
             return "not claimed"
         # Running elsewhere under this message, heartbeat still fresh: its worker may have just
@@ -52,8 +56,13 @@ def run_style_job(self, job_id: str) -> str:
         # would be stale; a live job's will have moved on, a dead one's is then taken over here.
         log.info("job %s: running elsewhere with a fresh heartbeat; this message asks again in %.0f s", job_id, delay)
         raise self.retry(countdown=delay, max_retries=None)
+    if job is not None and len(jobs) == 1:
+        jobs += batching.claim_partners(job, worker, task_id)
     try:
-        return execute(job)
+        if len(jobs) == 1:
+            return execute(jobs[0])
+        statuses = execute_batch(jobs)
+        return statuses[job.pk] if job is not None else "took over the jobs of its batch"
     finally:
         _report_idle(worker)
 
