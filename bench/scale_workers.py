@@ -1,7 +1,9 @@
 """Jobs per minute with 1, 2 and 3 workers: does the queue scale out? (README, "Several machines")
+And with a worker batching queued jobs (WORKER_BATCH_SIZE, README "Batches and GPUs").
 
     .venv/bin/python bench/scale_workers.py --bucket                # 1, 2, 3 workers, 12 tiny jobs each
     .venv/bin/python bench/scale_workers.py --workers 1 2 --jobs 6
+    .venv/bin/python bench/scale_workers.py --workers 1 --batch-sizes 1 4 --jobs 8 --size 128 --iterations 20
     .venv/bin/python bench/scale_workers.py --database-url postgres://postgres@127.0.0.1:5432/scalebench
 
 Everything is set up in a temporary folder and stopped at the end (bench/cluster.py): a private
@@ -37,33 +39,42 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=12, help="jobs submitted at once for each worker count")
     parser.add_argument("--bucket", action="store_true", help="files in an S3 bucket (moto's server)")
     parser.add_argument("--database-url", help="a PostgreSQL URL; a database of this name is made and dropped")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="WORKER_BATCH_SIZE values to run")
+    parser.add_argument("--size", type=int, default=JOB_PARAMS["size"])
+    parser.add_argument("--iterations", type=int, default=JOB_PARAMS["iterations"])
     args = parser.parse_args()
+    params = {**JOB_PARAMS, "size": args.size, "iterations": args.iterations}
 
     cluster = Cluster(bucket=args.bucket, database_url=args.database_url)
     try:
         rows = []
-        for count in args.workers:
-            seconds = measure(cluster, count, args.jobs)
-            rows.append((count, args.jobs / seconds * 60))
-            say(f"{count} worker(s): {args.jobs} jobs in {seconds:.1f} s = {rows[-1][1]:.1f} jobs/minute")
+        for batch in args.batch_sizes:
+            for count in args.workers:
+                seconds = measure(cluster, count, args.jobs, params, batch)
+                rows.append((count, batch, args.jobs / seconds * 60))
+                say(f"{count} worker(s), batches of up to {batch}: {args.jobs} jobs in {seconds:.1f} s = "
+                    f"{rows[-1][2]:.1f} jobs/minute")
         say(f"cores: {os.cpu_count()}; files: {'S3 bucket (moto)' if args.bucket else 'one shared folder'}; "
-            f"jobs: {JOB_PARAMS}")
-        print("| workers | jobs/minute | vs 1 worker |\n| ---: | ---: | ---: |")
-        for count, rate in rows:
-            print(f"| {count} | {rate:.1f} | {rate / rows[0][1]:.2f}× |")
+            f"jobs: {params}")
+        print("| workers | batch size | jobs/minute | vs the first row |\n| ---: | ---: | ---: | ---: |")
+        for count, batch, rate in rows:
+            print(f"| {count} | {batch} | {rate:.1f} | {rate / rows[0][2]:.2f}× |")
         return 0
     finally:
         cluster.close()
 
 
-def measure(cluster: Cluster, count: int, jobs: int) -> float:
+def measure(cluster: Cluster, count: int, jobs: int, params: dict, batch: int) -> float:
+    from django.db import transaction
+
     from webapp.jobs import lifecycle
     from webapp.models import StyleJob
 
-    workers = [cluster.worker(f"bench{count}-{i}") for i in range(count)]
+    workers = [cluster.worker(f"bench{count}-{i}-b{batch}", WORKER_BATCH_SIZE=str(batch)) for i in range(count)]
     person, content, style = cluster.person_and_images()
     started = time.monotonic()
-    submitted = [lifecycle.create_job(person, content, [style], JOB_PARAMS).pk for _ in range(jobs)]
+    with transaction.atomic():  # all queued before a worker hears of the first (a batch can form)
+        submitted = [lifecycle.create_job(person, content, [style], params).pk for _ in range(jobs)]
     while StyleJob.objects.filter(pk__in=submitted, status__in=StyleJob.ACTIVE).exists():
         if time.monotonic() > started + JOB_TIMEOUT_S:
             raise SystemExit(f"jobs not finished after {JOB_TIMEOUT_S} s")
