@@ -50,7 +50,8 @@ def execute_batch(jobs: Sequence[StyleJob]) -> dict[Any, str]:
         runs = [JobRun(job) for job in jobs]
         statuses = {run.job.pk: settle(run.job, run.load) for run in runs}
         loaded = [run for run in runs if statuses[run.job.pk] == LOADED]
-        together = [run for run in loaded if run.resume is None and run.key() == loaded[0].key()] if loaded else []
+        fresh = [run for run in loaded if run.resume is None]  # one that resumes runs alone
+        together = [run for run in fresh if run.key() == fresh[0].key()] if len(fresh) > 1 else []
         if len(together) < 2:
             together = []
         if together:
