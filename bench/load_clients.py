@@ -59,21 +59,27 @@ class Endpoint:
     errors: Counter = field(default_factory=Counter)  # kind -> count
     samples: list[str] = field(default_factory=list)  # the first few errors, for the report
     bytes: int = 0
+    steady_ms: list[float] = field(default_factory=list)  # latencies of the requests sent after the ramp
 
     def summary(self, seconds: float) -> dict:
-        ordered = sorted(self.latencies_ms)
-        count = len(ordered)
-
-        def pct(p: float) -> float | None:  # nearest rank
-            return round(ordered[max(0, math.ceil(p / 100 * count) - 1)], 1) if count else None
-
+        count = len(self.latencies_ms)
+        whole, steady = percentiles(self.latencies_ms), percentiles(self.steady_ms)
         return {"requests": count, "per_second": round(count / seconds, 1) if seconds else None,
                 "errors": sum(self.errors.values()), "error_kinds": dict(self.errors),
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-                "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
-                "max_ms": round(ordered[-1], 1) if count else None,
+                "p50_ms": whole[50], "p95_ms": whole[95], "p99_ms": whole[99],
+                "max_ms": round(max(self.latencies_ms), 1) if count else None,
+                "steady_requests": len(self.steady_ms), "steady_p50_ms": steady[50], "steady_p95_ms": steady[95],
+                "steady_p99_ms": steady[99],
                 "mean_bytes": round(self.bytes / count) if count else None,
                 "error_samples": self.samples}
+
+
+def percentiles(values: list[float]) -> dict[int, float | None]:
+    """p50, p95 and p99 by nearest rank, in ms rounded to 0.1; None when there are no values."""
+    ordered = sorted(values)
+    return {p: round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 1) if ordered else None
+            for p in (50, 95, 99)}
 
 
 class SetupFailed(Exception):
@@ -87,16 +93,20 @@ class Recorder:
     def __init__(self, session: aiohttp.ClientSession):
         self.session = session
         self.endpoints: dict[str, Endpoint] = defaultdict(Endpoint)
+        self.steady_from = math.inf  # time.monotonic() from which a request counts as after the ramp
 
     async def call(self, name: str, method: str, url: str, expect: tuple[int, ...] = (200,), **kwargs):
         """The parsed JSON body ({} for a 304), or None on an error (which is recorded)."""
         stats = self.endpoints[name]
+        steady = time.monotonic() >= self.steady_from
         started = time.perf_counter()
         try:
             async with self.session.request(method, url, allow_redirects=False, **kwargs) as response:
                 body = await response.read()
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 stats.latencies_ms.append(elapsed_ms)
+                if steady:
+                    stats.steady_ms.append(elapsed_ms)
                 stats.statuses[response.status] += 1
                 stats.bytes += len(body)
                 if response.status not in expect:
@@ -207,13 +217,10 @@ class Streams:
             self.samples.append(detail)
 
     def summary(self) -> dict:
-        ordered, count = sorted(self.delays_ms), len(self.delays_ms)
-
-        def pct(p: float) -> float | None:
-            return round(ordered[max(0, math.ceil(p / 100 * count) - 1)], 1) if count else None
-
-        return {"events": self.events, "delay_p50_ms": pct(50), "delay_p95_ms": pct(95), "delay_p99_ms": pct(99),
-                "delay_max_ms": round(ordered[-1], 1) if count else None, "connects": self.connects,
+        delay = percentiles(self.delays_ms)
+        return {"events": self.events, "delay_p50_ms": delay[50], "delay_p95_ms": delay[95],
+                "delay_p99_ms": delay[99],
+                "delay_max_ms": round(max(self.delays_ms), 1) if self.delays_ms else None, "connects": self.connects,
                 "reconnects": self.reconnects,
                 "open_max": self.open_max,
                 "open_mean": round(sum(self.open_samples) / len(self.open_samples)) if self.open_samples else 0,
@@ -222,11 +229,12 @@ class Streams:
 
 
 async def watcher(rec: Recorder, session: aiohttp.ClientSession, base: str, person: Person, streams: Streams,
-                  stop_at: float, finish_by: float) -> None:
+                  stop_at: float, finish_by: float, ramp: float) -> None:
     """Follows the person's newest job through its event stream, as the job page does; after
-    `stop_at` it follows no new job, but stays until the one it has ends (at most `finish_by`)."""
+    `stop_at` it follows no new job, but stays until the one it has ends (at most `finish_by`).
+    Its first page opens at a random moment of the first `ramp` seconds."""
     followed: set[str] = set()
-    await asyncio.sleep(random.uniform(0, 2))  # pages do not all open at the same instant
+    await asyncio.sleep(random.uniform(0, ramp))
     while time.monotonic() < stop_at:
         job = person.jobs[-1]
         if job in followed:  # its end came; wait for the person's next job
@@ -371,10 +379,12 @@ async def drain(rec: Recorder, base: str, people: list[Person], timeout: float, 
 async def run(base: str, people: list[Person], *, watchers: int, pollers: int, etag_share: float, submitters: int,
               duration: float, poll_interval: float, submit_interval: float, params: dict, drain_timeout: float,
               say, cpu=dict, cost_clients: int = 20, cost_seconds: float = 10,
-              start_workers=lambda: None) -> dict:
+              start_workers=lambda: None, ramp: float = 10.0) -> dict:
     """Set-up requests and the cost of an unchanged poll (before any worker runs, so no job changes),
     then the workers start and the load phase runs, then the drain; returns the figures. `cpu()`
-    takes a snapshot of the CPU time used (opaque here)."""
+    takes a snapshot of the CPU time used (opaque here). The watchers open their first pages over
+    the first `ramp` seconds (at most half the run); each endpoint's figures are given for the
+    whole run and for the requests sent after the ramp (`steady_*`)."""
     async with make_session(pollers + submitters + cost_clients + 16) as session, aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()) as streaming:
         rec = Recorder(session)
@@ -399,9 +409,11 @@ async def run(base: str, people: list[Person], *, watchers: int, pollers: int, e
         cpu_before = cpu()
         started = time.monotonic()
         stop_at = started + duration
+        ramp = min(ramp, duration / 2)
+        rec.steady_from = started + ramp
         finish_by = stop_at + drain_timeout
         watching = [asyncio.ensure_future(watcher(rec, streaming, base, people[i % len(people)], streams, stop_at,
-                                                  finish_by)) for i in range(watchers)]
+                                                  finish_by, ramp)) for i in range(watchers)]
         tasks = [poller(rec, base, people[i % len(people)], etag=i < round(pollers * etag_share),
                         interval=poll_interval, stop_at=stop_at) for i in range(pollers)]
         tasks += [submitter(rec, base, people[i % len(people)], params, submit_interval, stop_at)
@@ -419,7 +431,7 @@ async def run(base: str, people: list[Person], *, watchers: int, pollers: int, e
         for task in unfinished:
             task.cancel()
         drain_errors = rec.endpoints["drain: GET /api/v1/jobs/"].summary(1)
-        return {"seconds": round(seconds, 1), "endpoints": endpoints, "streams": streams.summary(), "jobs": jobs,
+        return {"seconds": round(seconds, 1), "ramp_seconds": ramp, "endpoints": endpoints, "streams": streams.summary(), "jobs": jobs,
                 "cost": {"polls": polls, "seconds": cost_seconds, "cpu_seconds": cost_cpu,
                          "errors": sum(rec.endpoints[n].summary(1)["errors"] for n in rec.endpoints
                                        if n.startswith("cost"))},

@@ -318,10 +318,13 @@ def print_summary(report: dict) -> None:
           f"{a['etag_share']:.0%} with ETags), {a['submitters']} submitters (every {a['submit_interval']:g} s) for "
           f"{report['seconds']} s; gunicorn with {a['web_workers']} uvicorn worker(s), {a['celery_workers']} Celery "
           f"worker(s) ({report['worker_pinning']}), {report['database']}")
-    rows = [("endpoint", "requests", "req/s", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "bytes")]
+    print(f"(the watchers' first pages open over the first {report['ramp_seconds']:g} s; the last three columns "
+          f"count only the requests sent after that ramp)")
+    rows = [("endpoint", "requests", "req/s", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "bytes",
+             "after ramp: p50", "p95", "p99")]
     for name, e in report["endpoints"].items():
         rows.append((name, e["requests"], e["per_second"], e["errors"], e["p50_ms"], e["p95_ms"], e["p99_ms"],
-                     e["max_ms"], e["mean_bytes"]))
+                     e["max_ms"], e["mean_bytes"], e["steady_p50_ms"], e["steady_p95_ms"], e["steady_p99_ms"]))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
         print("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
@@ -369,14 +372,19 @@ def judge(report: dict) -> None:
     errors = (sum(e["errors"] for e in report["endpoints"].values()) + report["drain_request_errors"] + st["errors"]
               + c["errors"])
     bad_jobs = j["accepted"] - j["succeeded"]
-    polls = [e["p95_ms"] for name, e in report["endpoints"].items() if "/state" in name and e["p95_ms"] is not None]
+    polls = [e for name, e in report["endpoints"].items() if "/state" in name]
+
+    def worst(key: str) -> float | None:
+        values = [e[key] for e in polls if e[key] is not None]
+        return max(values) if values else None
 
     def target(what: str, value, limit, unit: str) -> str:
         met = "met" if value is not None and value <= limit else "NOT met"
         return f"target {what} <= {limit:g} {unit}: {value} {unit} ({met})"
 
     report["targets"] = [target("event delay p95", st["delay_p95_ms"], EVENT_TARGET_P95_MS, "ms"),
-                         target("poll p95", max(polls) if polls else None, POLL_TARGET_P95_MS, "ms"),
+                         target("poll p95 (whole run)", worst("p95_ms"), POLL_TARGET_P95_MS, "ms"),
+                         target("poll p95 (after the ramp)", worst("steady_p95_ms"), POLL_TARGET_P95_MS, "ms"),
                          target("web CPU per unchanged poll", c["web_cpu_ms_per_poll"], UNCHANGED_POLL_TARGET_CPU_MS,
                                 "ms")]
     report["passed"] = errors == 0 and bad_jobs == 0 and st["lost_finals"] == 0
@@ -402,6 +410,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     # take most of it); 20 submitters every 20 s make 60 jobs a minute, plus one per person at the start.
     parser.add_argument("--submit-interval", type=float, default=20.0,
                         help="seconds between one submitter's jobs, ±20%% (default 20)")
+    parser.add_argument("--ramp", type=float, default=10.0,
+                        help="seconds over which the watchers open their first pages (at most half the run; "
+                             "default 10: a thousand people do not open their pages in the same second)")
     parser.add_argument("--people", type=int, default=None,
                         help="accounts the clients are spread over (default: one per submitter)")
     parser.add_argument("--cost-clients", type=int, default=20,
@@ -463,7 +474,7 @@ def main(argv: list[str]) -> int:
             submitters=args.submitters, duration=args.duration, poll_interval=args.poll_interval,
             submit_interval=args.submit_interval, params=JOB_PARAMS, drain_timeout=args.drain_timeout, say=say,
             cpu=lambda: cpu_snapshot(services, database), cost_clients=args.cost_clients,
-            cost_seconds=args.cost_seconds, start_workers=workers))
+            cost_seconds=args.cost_seconds, start_workers=workers, ramp=args.ramp))
         services.check_alive()
         result["cpu_seconds"] = load_clients.cpu_between(*result.pop("cpu_snapshots"))
         cost = result["cost"]
