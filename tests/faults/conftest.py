@@ -9,7 +9,7 @@ What is where:
                                 the broker holds
     conftest.py (this file)     submit() (Grace and her two tiny images come from tests/conftest.py)
     test_worker_killed.py       1. SIGKILL of the pool process mid-job: resumes from its checkpoint
-    test_worker_batch.py        1. the same mid-batch (WORKER_BATCH_SIZE): every job taken over, resumed
+    test_batch_worker_killed.py 1. the same mid-batch (WORKER_BATCH_SIZE): every job taken over, resumed
     test_poison_job.py          2. a job that kills its worker every time: failed at the attempt cap
     test_visibility_timeout.py  3. a job longer than Redis' visibility timeout runs once
     test_time_limit.py          4. soft and hard time limits: failed as timed out, not re-delivered

@@ -1,6 +1,6 @@
 """WORKER_BATCH_SIZE: a message's job takes compatible queued jobs into one batch (webapp/worker/
 batching.py), each ends as it would alone; the real engine on tiny images, run as a worker would
-run a message (in this process; tests/faults/test_worker_batch.py does it with real workers)."""
+run a message (in this process; tests/faults/test_batch_worker_killed.py does it with real workers)."""
 
 from __future__ import annotations
 
