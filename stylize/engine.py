@@ -110,9 +110,9 @@ class _Optimisation:
         self.sizes = [images.fit_long_side(*self.content.size, s) for s in c.scale_sizes()]
         self.plan = [c.iterations_at(i, len(self.sizes)) for i in range(len(self.sizes))]
         # precision "auto" is fp32 on every device (TF32 on CUDA: devices.setup_device) until a
-        # measurement says otherwise. Measured: this project's 2-core dev CPU (AVX512-BF16, no AMX),
-        # torch 2.14.1, fast preset on tubingen x starry_night, 2026-12-03: fp32 10 iterations in
-        # 2.4 s, bf16 in 70 s (29x slower); a Xeon with AMX (2026-11-28): bf16 45 s against ~79 s.
+        # measurement says otherwise. `bench/bench_cpu.py --precision-only` on this project's 2-core
+        # dev CPU (AVX512-BF16, no AMX), torch 2.14.1, 256 px, 2026-12-03: fp32 0.53 s per
+        # iteration, bf16 25.2 s (48x slower); a Xeon with AMX (2026-11-28): bf16 45 s against ~79 s.
         # GPUs: bench/gpu_check.py measures bf16's speed and look change (target within 3 %);
         # it has not run on a GPU yet, so no GPU gets bf16 by default.
         self.autocast = c.precision == "bf16"

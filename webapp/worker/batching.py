@@ -58,12 +58,15 @@ def claim_partners(lead: StyleJob, worker_host: str, task_id: str, room: int | N
     for candidate in candidates:
         if len(partners) >= room:
             break
-        if job_key(candidate) != key or spent + _cost(candidate) > budget:
+        if job_key(candidate) != key:
+            continue
+        price = _cost(candidate)
+        if spent + price > budget:
             continue
         partner = lifecycle.claim_partner(candidate.pk, worker_host, task_id)
         if partner is not None:  # another worker may have claimed it since the query
             partners.append(partner)
-            spent += _cost(candidate)
+            spent += price
     if partners:
         log.info("job %s: runs in a batch with %s", lead.pk, ", ".join(str(p.pk) for p in partners))
     return partners

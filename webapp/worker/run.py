@@ -51,8 +51,9 @@ def execute_batch(jobs: Sequence[StyleJob]) -> dict[Any, str]:
         statuses = {run.job.pk: settle(run.job, run.load) for run in runs}
         loaded = [run for run in runs if statuses[run.job.pk] == LOADED]
         fresh = [run for run in loaded if run.resume is None]  # one that resumes runs alone
-        together = [run for run in fresh if run.key() == fresh[0].key()] if len(fresh) > 1 else []
-        if len(together) < 2:
+        key = fresh[0].key() if fresh else None
+        together = [run for run in fresh if run.key() == key]
+        if len(together) < 2:  # a batch of one is simply a run alone
             together = []
         if together:
             log.info("running %d jobs in one batch", len(together))
