@@ -29,6 +29,7 @@ test: $(STAMP) $(CHROMIUM)
 	DATABASE_URL=$${DATABASE_URL:-$(MULTIMACHINE_DATABASE_URL)} $(PY) -m pytest -q tests/multimachine
 	$(PY) bench/bench_cpu.py --smoke
 	$(PY) bench/look.py --smoke
+	$(PY) bench/look_sweep.py bench/sweeps/defaults.json --smoke --json bench/out/look_sweep_smoke.json
 	$(PY) bench/gpu_check.py --tiny --json bench/out/gpu_check_tiny.json
 	$(PY) bench/load_test.py --smoke
 

@@ -201,16 +201,19 @@ def main() -> None:
               "device": torch.cuda.get_device_name() if on_gpu() else f"CPU ({os.cpu_count()} threads)"}
     warm = stylize.StyleConfig(size=64, scales=1, iterations=2, seed=1)
     stylize.run(content, [styles[0]], warm)  # CUDA context, cuDNN autotuning, the weights
-    part(report, "single", lambda: single_results(content, styles[0], sizes, shrink))
-    part(report, "batches", lambda: batches(content, styles, sizes["balanced"], counts, shrink))
-    part(report, "out_of_memory", lambda: out_of_memory_path(content, styles[0], args.tiny))
-    part(report, "heartbeat", heartbeat)
-    report["verdict"] = {"measured": verdict(report, sizes), "targets": TARGETS}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
+    parts = {"single": lambda: single_results(content, styles[0], sizes, shrink),
+             "batches": lambda: batches(content, styles, sizes["balanced"], counts, shrink),
+             "out_of_memory": lambda: out_of_memory_path(content, styles[0], args.tiny),
+             "heartbeat": heartbeat}
+    for name, work in parts.items():
+        part(report, name, work)
+        # Written after every part: a run stopped at the machine's time limit keeps what it measured.
+        report["verdict"] = {"measured": verdict(report, sizes), "targets": TARGETS}
+        args.json.write_text(json.dumps(report, indent=2))
     print(json.dumps(report["verdict"], indent=2))
     print(f"[gpu_check] report: {args.json}")
-    errors = [name for name in ("single", "batches", "out_of_memory", "heartbeat") if "error" in report[name]]
+    errors = [name for name in parts if "error" in report[name]]
     sys.exit(1 if errors else 0)
 
 

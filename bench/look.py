@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import stylize  # noqa: E402
 from stylize import quality  # noqa: E402
 
-IMAGES = ROOT.parent / "shared" / "images"
+IMAGES = Path(os.environ.get("STYLIZE_IMAGES", ROOT.parent / "shared" / "images"))
 OUT = ROOT / "bench" / "out"
 STYLES = {"starry": "starry_night.jpg", "scream": "the_scream.jpg", "shipwreck": "shipwreck.jpg",
           "matisse": "woman-with-hat-matisse.jpg"}

@@ -37,7 +37,12 @@ def setup_device(device: torch.device) -> None:
         # costs do not move visibly (they compare Grams of the same network).
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True  # each scale has one fixed size
+        # No cuDNN autotuning. On an H200 with it (bench/look_sweep.py, gpu_check.py, 2026-12-04)
+        # a 512 px run took 6-13 s the first time a process met its image shapes and 2 s after,
+        # and each job brings shapes of its own; the peak memory of one 512 px fp32 run was
+        # 33 GB and of one 1024 px run 133 GB, far above its activations (bf16: 0.6 and 2.4 GB),
+        # the autotuner's trial workspaces by all signs, which would starve a batch or a second job.
+        torch.backends.cudnn.benchmark = False
 
 
 def out_of_memory(exc: BaseException, device: torch.device, sizes, index: int) -> DeviceMemoryError | None:
