@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 PALETTE_PIXELS = 256 * 256  # enough pixels for a 3x3 covariance; more only costs time
 LBFGS_HISTORY = 50  # 100 (neural-style's) doubles memory and checkpoint size for no visible gain
+MIN_VIEW_SIDE = 64  # a smaller view of the result is not looked at (as with scales: VGG sees too little)
 SIMULATE_OOM_ENV = "STYLIZE_SIMULATE_OOM_PIXELS"  # test hook: scales above this many pixels "run out"
 
 
@@ -113,8 +114,8 @@ class _Optimisation:
         # measurement says otherwise. `bench/bench_cpu.py --precision-only` on this project's 2-core
         # dev CPU (AVX512-BF16, no AMX), torch 2.14.1, 256 px, 2026-12-03: fp32 0.53 s per
         # iteration, bf16 25.2 s (48x slower); a Xeon with AMX (2026-11-28): bf16 45 s against ~79 s.
-        # GPUs: bench/gpu_check.py measures bf16's speed and look change (target within 3 %);
-        # it has not run on a GPU yet, so no GPU gets bf16 by default.
+        # GPUs: bench/gpu_check.py on an H200 (2026-12-04): bf16 changed the look by 1-3 % but ran
+        # at 0.78x (512 px) and 0.98x (1024 px) the speed of TF32, so no GPU gets bf16 by default.
         self.autocast = c.precision == "bf16"
 
     def run(self, resume: Checkpoint | None) -> torch.Tensor:
@@ -223,10 +224,37 @@ class _Optimisation:
                 # The same sum or mean as the term itself: a relative error either way.
                 norms[name] = _floored(content_cost(torch.zeros_like(content_features[name]),
                                                     content_features[name], c.normalize_content))
-            for name in style_layers:
-                norms[name] = _floored(style_cost(gram(content_features[name]), grams[name]),
-                                       style_cost(torch.zeros_like(grams[name]), grams[name]))
-        return {"content": {k: content_features[k] for k in content_layers}, "grams": grams, "norms": norms}
+            norms.update(_style_norms(content_features, grams))
+        views = [self._view_targets(size, style_pixels / 4**k, content, style_layers)
+                 for k, size in enumerate(self._view_sizes(width, height)) if k > 0]
+        return {"content": {k: content_features[k] for k in content_layers}, "grams": grams, "norms": norms,
+                "views": views}
+
+    def _view_sizes(self, width: int, height: int) -> list[tuple[int, int]]:
+        """The sizes the style cost sees the result at: itself, then halves (style_views in all),
+        none with a long side under MIN_VIEW_SIDE."""
+        sizes = [(width, height)]
+        for _ in range(1, self.config.style_views):
+            w, h = sizes[-1]
+            if max(w, h) // 2 < MIN_VIEW_SIDE:
+                break
+            sizes.append((max(1, round(w / 2)), max(1, round(h / 2))))
+        return sizes
+
+    def _view_targets(self, size: tuple[int, int], style_pixels: float, content: torch.Tensor,
+                      style_layers: list[str]) -> dict:
+        """A smaller view's style Grams (the style at that view's pixels) and their norms (the
+        content photo seen at that view), as a person looking at the smaller picture compares them."""
+        with torch.no_grad(), self._autocast():
+            grams: dict[str, torch.Tensor] = {}
+            for style, weight in zip(self.styles, self.blend):
+                style_tensor = self._style_tensor(style, style_pixels, content)
+                for name, features in self.net(style_tensor, style_layers).items():
+                    grams[name] = grams.get(name, 0) + weight * gram(features.float())
+            seen = self.net(_view(content, size), style_layers)
+        norms = ({name: 1.0 for name in style_layers} if self.config.layer_normalisation != "balanced"
+                 else _style_norms({k: v.float() for k, v in seen.items()}, grams))
+        return {"size": size, "grams": grams, "norms": norms}
 
     def _style_tensor(self, style: Image.Image, pixels: float, content: torch.Tensor) -> torch.Tensor:
         tensor = self._tensor(images.resize(style, images.fit_pixels(*style.size, pixels)))
@@ -259,6 +287,15 @@ class _Optimisation:
                 term = (c.style_weight * weight * style_cost(gram(features[name]), targets["grams"][name])
                         / targets["norms"][name])
                 terms[f"style:{name}"] = term.item()
+                total = total + term
+        for view in targets.get("views", ()):
+            with self._autocast():
+                seen = self.net(_view(image, view["size"]), list(view["grams"]))
+            for name, target in view["grams"].items():
+                # Each view weighs as much as the result itself: β·λ^[l] per layer and view.
+                term = (c.style_weight * c.style_layers[name] * style_cost(gram(seen[name].float()), target)
+                        / view["norms"][name])
+                terms[f"style:{name} at {view['size'][0]}x{view['size'][1]}"] = term.item()
                 total = total + term
         if c.tv_weight:
             term = c.tv_weight * total_variation(image)
@@ -429,6 +466,22 @@ def _resumable_state(optimizer: torch.optim.Optimizer) -> dict:
     if isinstance(optimizer, torch.optim.LBFGS):
         return {}
     return copy.deepcopy(optimizer.state_dict())
+
+
+def _style_norms(content_features: dict[str, torch.Tensor], grams: dict[str, torch.Tensor]) -> dict:
+    """Balanced normalisation of style terms: each layer's cost of the content photo itself."""
+    return {name: _floored(style_cost(gram(content_features[name]), target),
+                           style_cost(torch.zeros_like(target), target))
+            for name, target in grams.items()}
+
+
+def _view(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """`image` (N, 3, H, W) seen at `size` (w, h): antialiased, as a smaller picture looks."""
+    width, height = size
+    if image.shape[-2:] == (height, width):
+        return image
+    return F.interpolate(image, size=(height, width), mode="bilinear", antialias=True,
+                         align_corners=False).contiguous(memory_format=torch.channels_last)
 
 
 def _floored(value: torch.Tensor, reference: torch.Tensor | float = 0.0) -> torch.Tensor:

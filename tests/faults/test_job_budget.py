@@ -33,6 +33,12 @@ def test_the_quality_preset_fits_and_four_times_it_is_the_limit(settings):
         cost.check(five_times, 1)
 
 
+def test_each_smaller_view_of_the_style_cost_adds_a_quarter_of_the_last():
+    one = stylize.StyleConfig(size=512)
+    assert cost.estimate(one.replace(style_views=2), 1) == pytest.approx(1.25 * cost.estimate(one, 1))
+    assert cost.estimate(one.replace(style_views=3), 2) == pytest.approx(1.3125 * cost.estimate(one, 2))
+
+
 def test_the_budget_follows_the_presets_as_they_are_retuned(monkeypatch):
     before = cost.reference_cost()
     monkeypatch.setitem(stylize.PRESETS, "quality", {**stylize.PRESETS["quality"],

@@ -138,6 +138,27 @@ def test_doubling_one_lambda_doubles_that_term_and_nothing_else(content_image, s
         assert doubled[term] == pytest.approx(factor * base[term], rel=1e-5), term
 
 
+def test_each_smaller_view_of_the_result_starts_at_its_share_from_the_content(content_image, style_image):
+    """style_views=3 at 256 px: the style cost also sees the result at 128 and 64 px, each view's
+    layers normalised by the content photo seen at that view, so from the content every view's
+    term starts at β·λ like the result's own."""
+    terms = weighted_terms(content_image, style_image, size=256, style_views=3, style_weight=3.0)
+    views = {name.split(" at ")[1] for name in terms if " at " in name}
+    assert views == {"128x86", "64x43"}
+    for name in terms:
+        if name.startswith("style:"):
+            assert terms[name] == pytest.approx(3.0 * 0.2, rel=1e-4), name
+
+
+def test_views_smaller_than_64_px_are_not_looked_at_and_one_view_is_the_result_alone(content_image, style_image):
+    assert not [name for name in weighted_terms(content_image, style_image, size=64, style_views=3) if " at " in name]
+    one = weighted_terms(content_image, style_image, noise(128, 86, seed=2), size=128)
+    two = weighted_terms(content_image, style_image, noise(128, 86, seed=2), size=128, style_views=2)
+    assert sorted(one) == sorted(STYLE_TERMS + ["content:relu4_2"])
+    assert {name: two[name] for name in one} == pytest.approx(one, rel=1e-6)
+    assert sorted(set(two) - set(one)) == sorted(f"{name} at 64x43" for name in STYLE_TERMS)
+
+
 def test_a_balanced_content_term_is_the_relative_squared_error_of_its_layer(content_image, style_image):
     optimisation = job(small(content_weight=2.0), content_image, [style_image])
     width, height = optimisation.sizes[0]

@@ -2,11 +2,12 @@
 
 The estimate counts pixel passes through VGG19, scale by scale (StyleConfig.scale_sizes()):
 
-    cost = Σ_scales  side² × (iterations at that scale + styles × style_scale²)
+    cost = Σ_scales  side² × views × (iterations at that scale + styles × style_scale²)
+    views = 1 + 1/4 + 1/16 …   (style_views terms: each smaller view has a quarter of the pixels)
 
-One optimiser iteration is a forward and backward pass of the result at that scale's size;
-each style image is one forward pass (its Gram targets) at style_scale² times the result's
-pixels, once per scale. Pixels are counted on a square of the long side, an upper bound of
+One optimiser iteration is a forward and backward pass of the result at that scale's size (and
+of each smaller view); each style image is one forward pass (its Gram targets) at style_scale²
+times the result's pixels, once per scale and view. Pixels are counted on a square of the long side, an upper bound of
 any aspect ratio. It is a proxy for time and memory, not a prediction of seconds.
 
 The budget is JOB_COST_BUDGET (default 4) times the estimate of the `quality` preset with
@@ -31,7 +32,8 @@ def estimate(config: stylize.StyleConfig, num_styles: int) -> float:
     """The job's cost in pixel passes (see the module docstring)."""
     sizes = config.scale_sizes()
     per_style = config.style_scale ** 2
-    return float(sum(side * side * (config.iterations_at(index, len(sizes)) + num_styles * per_style)
+    views = sum(0.25 ** k for k in range(config.style_views))
+    return float(sum(side * side * views * (config.iterations_at(index, len(sizes)) + num_styles * per_style)
                      for index, side in enumerate(sizes)))
 
 
