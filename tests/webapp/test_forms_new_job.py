@@ -110,6 +110,14 @@ def test_the_form_starts_with_style_configs_defaults_bounds_and_help(logged_in):
         assert label in response.content.decode()
 
 
+def test_every_option_of_the_form_has_a_name_for_people_not_its_code_name(logged_in):
+    from webapp.jobs.present import LABELS
+    from webapp.pages.params import PARAM_FIELDS
+    assert set(PARAM_FIELDS) <= set(LABELS), set(PARAM_FIELDS) - set(LABELS)
+    page = logged_in.get("/new/").content.decode()
+    assert ">Style views<" in page and ">style_views<" not in page
+
+
 def layer_row(response, layer: str) -> str:
     """The HTML of one λ row of the page."""
     text = response.content.decode()

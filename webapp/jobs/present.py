@@ -27,6 +27,7 @@ LABELS = {
     "style_weight": "β · style weight",
     "tv_weight": "Smoothness (TV weight)",
     "style_scale": "Style scale",
+    "style_views": "Style views",
     "preserve_colors": "Preserve colours",
     "init": "Start from",
     "seed": "Seed",
