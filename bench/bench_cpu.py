@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_cpu.py            # the full run (~4 min on 2 cores)
     .venv/bin/python bench/bench_cpu.py --smoke    # tiny sizes, checks the script works (CI)
     .venv/bin/python bench/bench_cpu.py --precision-only   # bf16 against fp32 per iteration (~1-2 min)
+    .venv/bin/python bench/bench_cpu.py --wall-only        # fresh CLI runs, default and fast presets (~2 min)
+    .venv/bin/python bench/bench_cpu.py --wall-only --default-args "--coarse-iterations 100 --iterations 30"
 
 Prints, for tubingen.jpg + starry_night.jpg:
 * wall time of `python -m stylize` with the default preset at 512 px (a fresh process:
@@ -82,6 +84,20 @@ def precision_per_iteration(size: int, steps: int) -> dict:
     return {"size": size, "steps": steps, "fp32_s_per_it": fp32, "bf16_s_per_it": bf16, "bf16_over_fp32": bf16 / fp32}
 
 
+def wall_times(default_args: list[str]) -> None:
+    """Fresh `python -m stylize` runs (imports, weights, images included) of the default preset
+    at 512 px and the fast preset, with the look of each: what the README's preset targets are
+    about (balanced <= 90 s, fast <= 20 s and within 1.2x of balanced's match(256))."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    content, style = stylize.load_image(CONTENT), stylize.load_image(STYLE)
+    for name, extra in (("default", default_args), ("fast", ["--preset", "fast"])):
+        seconds = engine_cli(OUT / f"wall_{name}.png", *extra)
+        look = quality.measure(Image.open(OUT / f"wall_{name}.png").convert("RGB"), content, style)
+        print(f"{name:8} {' '.join(extra) or '(preset as is)':40} {seconds:6.1f} s wall  content {look.content:.4g}  "
+              f"match(512) {look.match_512:.4f}  match(256) {look.match_256:.4f}  palette {look.palette:.4f}",
+              flush=True)
+
+
 def side_by_side(named: dict[str, Path], height: int) -> Image.Image:
     tiles = []
     for label, path in named.items():
@@ -103,7 +119,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the script, not the speed")
     parser.add_argument("--precision-only", action="store_true", help="only bf16 against fp32 per iteration")
+    parser.add_argument("--wall-only", action="store_true",
+                        help="only the fresh-process wall times (and looks) of the default and fast presets, fp32")
+    parser.add_argument("--default-args", default="", help="CLI options added to the default run (--wall-only)")
     args = parser.parse_args()
+    if args.wall_only:
+        return wall_times(args.default_args.split())
     size, fast_size, steps = (64, 48, 3) if args.smoke else (512, 256, 20)
     precision = precision_per_iteration(fast_size, 3 if args.smoke else 6)
     print(f"s/iteration at {fast_size} px: fp32 {precision['fp32_s_per_it']:.3f}, bf16 "

@@ -208,16 +208,11 @@ class _Optimisation:
         c = self.config
         content = self._tensor(images.resize(self.content, (width, height)))
         style_pixels = c.style_scale ** 2 * width * height
-        grams: dict[str, torch.Tensor] = {}
         style_layers = [n for n, w in c.style_layers.items() if w]
         content_layers = [n for n, w in c.content_layers.items() if w]
         with torch.no_grad(), self._autocast():
             content_features = {k: v.float() for k, v in self.net(content, c.layers()).items()}
-            for style, weight in zip(self.styles, self.blend):
-                style_tensor = self._style_tensor(style, style_pixels, content)
-                # Σ_i w_i‖G − G_i‖² has the gradient of ‖G − Σ_i w_i G_i‖² (Σ w_i = 1): blend the Grams.
-                for name, features in self.net(style_tensor, style_layers).items():
-                    grams[name] = grams.get(name, 0) + weight * gram(features)
+            grams = self._blended_grams(style_pixels, content, style_layers)
         norms = {name: 1.0 for name in c.layers()}
         if c.layer_normalisation == "balanced":
             for name in content_layers:
@@ -226,19 +221,29 @@ class _Optimisation:
                                                     content_features[name], c.normalize_content))
             norms.update(_style_norms(content_features, grams))
         views = [self._view_targets(size, style_pixels / 4**k, content, style_layers)
-                 for k, size in enumerate(self._view_sizes(width, height)) if k > 0]
+                 for k, size in enumerate(self._smaller_views(width, height), start=1)]
         return {"content": {k: content_features[k] for k in content_layers}, "grams": grams, "norms": norms,
                 "views": views}
 
-    def _view_sizes(self, width: int, height: int) -> list[tuple[int, int]]:
-        """The sizes the style cost sees the result at: itself, then halves (style_views in all),
-        none with a long side under MIN_VIEW_SIDE."""
-        sizes = [(width, height)]
+    def _blended_grams(self, style_pixels: float, content: torch.Tensor, layers: list[str]) -> dict:
+        """The style images' Grams at `style_pixels`, blended by their weights (call without grad)."""
+        grams: dict[str, torch.Tensor] = {}
+        for style, weight in zip(self.styles, self.blend):
+            style_tensor = self._style_tensor(style, style_pixels, content)
+            # Σ_i w_i‖G − G_i‖² has the gradient of ‖G − Σ_i w_i G_i‖² (Σ w_i = 1): blend the Grams.
+            for name, features in self.net(style_tensor, layers).items():
+                grams[name] = grams.get(name, 0) + weight * gram(features)
+        return grams
+
+    def _smaller_views(self, width: int, height: int) -> list[tuple[int, int]]:
+        """The halves (style_views - 1 of them) the style cost also sees the result at, none with a
+        long side under MIN_VIEW_SIDE."""
+        sizes = []
         for _ in range(1, self.config.style_views):
-            w, h = sizes[-1]
+            w, h = sizes[-1] if sizes else (width, height)
             if max(w, h) // 2 < MIN_VIEW_SIDE:
                 break
-            sizes.append((max(1, round(w / 2)), max(1, round(h / 2))))
+            sizes.append((round(w / 2), round(h / 2)))
         return sizes
 
     def _view_targets(self, size: tuple[int, int], style_pixels: float, content: torch.Tensor,
@@ -246,11 +251,7 @@ class _Optimisation:
         """A smaller view's style Grams (the style at that view's pixels) and their norms (the
         content photo seen at that view), as a person looking at the smaller picture compares them."""
         with torch.no_grad(), self._autocast():
-            grams: dict[str, torch.Tensor] = {}
-            for style, weight in zip(self.styles, self.blend):
-                style_tensor = self._style_tensor(style, style_pixels, content)
-                for name, features in self.net(style_tensor, style_layers).items():
-                    grams[name] = grams.get(name, 0) + weight * gram(features.float())
+            grams = self._blended_grams(style_pixels, content, style_layers)
             seen = self.net(_view(content, size), style_layers)
         norms = ({name: 1.0 for name in style_layers} if self.config.layer_normalisation != "balanced"
                  else _style_norms({k: v.float() for k, v in seen.items()}, grams))
@@ -288,7 +289,7 @@ class _Optimisation:
                         / targets["norms"][name])
                 terms[f"style:{name}"] = term.item()
                 total = total + term
-        for view in targets.get("views", ()):
+        for view in targets["views"]:
             with self._autocast():
                 seen = self.net(_view(image, view["size"]), list(view["grams"]))
             for name, target in view["grams"].items():
@@ -478,8 +479,6 @@ def _style_norms(content_features: dict[str, torch.Tensor], grams: dict[str, tor
 def _view(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """`image` (N, 3, H, W) seen at `size` (w, h): antialiased, as a smaller picture looks."""
     width, height = size
-    if image.shape[-2:] == (height, width):
-        return image
     return F.interpolate(image, size=(height, width), mode="bilinear", antialias=True,
                          align_corners=False).contiguous(memory_format=torch.channels_last)
 

@@ -7,8 +7,9 @@ The estimate counts pixel passes through VGG19, scale by scale (StyleConfig.scal
 
 One optimiser iteration is a forward and backward pass of the result at that scale's size (and
 of each smaller view); each style image is one forward pass (its Gram targets) at style_scale²
-times the result's pixels, once per scale and view. Pixels are counted on a square of the long side, an upper bound of
-any aspect ratio. It is a proxy for time and memory, not a prediction of seconds.
+times the result's pixels, once per scale and view. Pixels are counted on a square of the long
+side, and every view is counted even where the engine skips one under 64 px: an upper bound.
+It is a proxy for time and memory, not a prediction of seconds.
 
 The budget is JOB_COST_BUDGET (default 4) times the estimate of the `quality` preset with
 one style, read from stylize.PRESETS when asked: the presets can be retuned without this

@@ -23,8 +23,8 @@ RELU_LAYERS = tuple(name for name in LAYER_NAMES if name.startswith("relu"))
 
 # The options that are one input each on the page (same name as in StyleConfig).
 PARAM_FIELDS = ("size", "iterations", "coarse_iterations", "scales", "content_weight", "style_weight",
-                "tv_weight", "style_scale", "style_views", "layer_normalisation", "preserve_colors", "init", "seed", "optimizer",
-                "learning_rate", "pooling", "normalize_content", "precision")
+                "tv_weight", "style_scale", "style_views", "layer_normalisation", "preserve_colors", "init",
+                "seed", "optimizer", "learning_rate", "pooling", "normalize_content", "precision")
 # ConfigError.field / JobError.field -> the input that shows the message.
 ERROR_FIELDS = {**{name: name for name in PARAM_FIELDS}, "content_layers": "content_layer",
                 "style_layers": "style_layers", "style_blend": "style_blend", "content": "content_file",
