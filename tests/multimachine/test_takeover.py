@@ -27,6 +27,12 @@ Status = StyleJob.Status
 FAST = {"JOB_HEARTBEAT_SECONDS": "1", "STUCK_AFTER_SECONDS": "5"}
 
 
+# Long enough that A is still optimising when it is killed or frozen, however long B takes to
+# start on a busy machine: with 60 A once finished, saved result.png and was in its visualisations
+# when killed, and B's result then took another name. Cheap for B: 32 px iterations take ms.
+ITERATIONS = 400
+
+
 @pytest.fixture
 def submit(person, images):
     def make(iterations: int) -> StyleJob:
@@ -60,7 +66,7 @@ def test_a_killed_machines_job_is_requeued_and_resumed_on_another_machine_from_i
         bucket, machine, reconciler, submit, media_root):
     a = machine("a", **FAST)
     sweeper = reconciler(**FAST)
-    job = submit(iterations=60)
+    job = submit(iterations=ITERATIONS)
     row = wait_for_job(job, lambda r: r.status == Status.RUNNING and r.checkpoint.name and r.step >= 3, a)
     assert row.worker_host == a.node
     b = machine("b", **FAST)  # another machine, idle: the job is A's
@@ -89,7 +95,7 @@ def test_a_killed_machines_job_is_requeued_and_resumed_on_another_machine_from_i
 def test_a_message_at_another_machine_takes_over_a_frozen_machines_job_and_the_frozen_one_stops_when_it_wakes(
         bucket, machine, submit, media_root):
     a = machine("a", **FAST)
-    job = submit(iterations=60)
+    job = submit(iterations=ITERATIONS)
     wait_for_job(job, lambda r: r.status == Status.RUNNING and r.checkpoint.name and r.step >= 3, a)
     b = machine("b", **FAST)
     row = wait_for_job(job, lambda r: r.checkpoint.name and r.step >= 5, a, b)
