@@ -20,11 +20,19 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# The web tier's router (scripts/router.py): nginx in front of the two groups of web processes.
+# Installing the package does not start a server where there is no systemd; where there is, Debian
+# starts its default site on port 80, which nothing here uses.
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx
+
 # tests/multimachine share one PostgreSQL database between "machines" (skipped on SQLite): they run
 # on this machine's server unless DATABASE_URL names another.
 MULTIMACHINE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/multimachine
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(NGINX)
 	$(PY) -m pytest -q --ignore=tests/multimachine
 	DATABASE_URL=$${DATABASE_URL:-$(MULTIMACHINE_DATABASE_URL)} $(PY) -m pytest -q tests/multimachine
 	$(PY) bench/bench_cpu.py --smoke
@@ -35,7 +43,7 @@ test: $(STAMP) $(CHROMIUM)
 
 # 1000 event-stream watchers + 200 API pollers + 20 submitters for 60 s against the web server on
 # this machine (README, Reliability).
-load: $(STAMP)
+load: $(STAMP) $(NGINX)
 	$(PY) bench/load_test.py
 
 # Jobs per minute with 1, 2 and 3 workers, files in an S3 bucket (README, "Several machines").
@@ -43,8 +51,8 @@ scale: $(STAMP)
 	$(PY) bench/scale_workers.py --bucket
 
 # The whole service on this machine: migrate, a first admin, a broker, a worker, the web
-# server; prints the URL, Ctrl-C stops it all (scripts/run_local.py says how).
-run: $(STAMP)
+# tier (nginx and two groups of web processes); prints the URL, Ctrl-C stops it all (scripts/run_local.py says how).
+run: $(STAMP) $(NGINX)
 	$(PY) scripts/run_local.py
 
 # manage.py with the settings and data of `make run`: make manage ARGS="changepassword admin"

@@ -8,9 +8,10 @@ API clients polling, loopback only.
 Everything it needs is set up in a temporary folder and stopped again at the end (also on
 Ctrl-C or an error): a private redis-server on a free port (the broker and the live updates), a
 database (a SQLite file there, or with --database-url a database of its own on that PostgreSQL
-server, dropped at the end), people with API tokens and logged-in sessions, the web server as
-production runs it (docker/gunicorn.conf.py: gunicorn with uvicorn workers, bound to 127.0.0.1
-on a free port) and real Celery workers on the `gpu` queue. The clients (bench/load_clients.py)
+server, dropped at the end), people with API tokens and logged-in sessions, the web tier as
+production runs it (scripts/router.py: nginx on a free loopback port routing the event streams and
+state polls to a group of web processes of their own and everything else to another, each group
+gunicorn with uvicorn workers, docker/gunicorn.conf.py) and real Celery workers on the `gpu` queue. The clients (bench/load_clients.py)
 run in this process, apart from the servers.
 
 First, with no worker running (so no job changes), --cost-clients clients poll unchanged jobs
@@ -53,7 +54,9 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.processes import (ProcessError, free_port, redis_command, stop_groups, wait_for_redis,  # noqa: E402
                                worker_command)
+from scripts.router import WebTier, group_env, gunicorn_command, nginx_binary  # noqa: E402
 PYTHON = sys.executable
+WEB_TIER = ("nginx", "gunicorn", "gunicorn-live")  # the names start_web() gives its processes
 READY_TIMEOUT_S = 180  # gunicorn's and Celery's processes import torch; a cold start on 2 busy cores is slow
 POLL_TARGET_P95_MS = 100
 EVENT_TARGET_P95_MS = 250
@@ -207,19 +210,24 @@ def _prepare_in_child(count: int) -> None:
 
 
 def start_web(services: Services, env: dict, args) -> str:
-    """gunicorn on a free loopback port; returns its base URL once /health/ answers."""
-    port = free_port()
+    """The web tier as production runs it (scripts/router.py): nginx on a free loopback port in front
+    of a pages group of --web-workers processes and a live group of --live-workers; returns the
+    router's base URL once it and the live group answer /health/."""
+    nginx = nginx_binary()
+    if nginx is None:
+        raise SetupError("nginx is not installed (`make load` installs it: apt-get install nginx)")
+    tier = WebTier(listen=f"127.0.0.1:{free_port()}", pages=f"127.0.0.1:{free_port()}",
+                   live=f"127.0.0.1:{free_port()}")
     Path(env["STATIC_ROOT"]).mkdir(parents=True, exist_ok=True)  # ServeStatic warns about a missing one
-    # The production config, with the address and the number of processes of this machine.
-    # Command-line flags override the config file's settings; the access log goes to the log file.
-    gunicorn = [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(args.web_workers)]
-    if _gunicorn_version() >= (27,):
+    for name, group, bind, workers in (("gunicorn", "pages", tier.pages, args.web_workers),
+                                       ("gunicorn-live", "live", tier.live, args.live_workers)):
         # gunicorn 27 opens a control socket, by default in ~/.gunicorn: keep it in this run's folder.
-        gunicorn += ["--control-socket", str(services.folder / "gunicorn.ctl")]
-    services.start("gunicorn", gunicorn, env)
-    base = f"http://127.0.0.1:{port}"
-    wait_until(services, lambda: _answers(f"{base}/health/"), "gunicorn")
+        control = services.folder / f"{name}.ctl" if _gunicorn_version() >= (27,) else None
+        services.start(name, gunicorn_command(PYTHON, bind, workers, control), group_env(env, group))
+    services.start("nginx", tier.router_command(services.folder / "router", nginx), env)
+    base = f"http://{tier.listen}"
+    wait_until(services, lambda: _answers(f"{base}/health/") and _answers(f"http://{tier.live}/health/"),
+               "the web tier")
     return base
 
 
@@ -316,7 +324,8 @@ def print_summary(report: dict) -> None:
     a = report["settings"]
     print(f"\n{a['watchers']} watchers, {a['pollers']} pollers (every {a['poll_interval']:g} s, "
           f"{a['etag_share']:.0%} with ETags), {a['submitters']} submitters (every {a['submit_interval']:g} s) for "
-          f"{report['seconds']} s; gunicorn with {a['web_workers']} uvicorn worker(s), {a['celery_workers']} Celery "
+          f"{report['seconds']} s; nginx in front of {a['web_workers']} + {a['live_workers']} uvicorn worker(s) (pages + live), "
+          f"{a['celery_workers']} Celery "
           f"worker(s) ({report['worker_pinning']}), {report['database']}")
     print(f"(the watchers' first pages open over the first {report['ramp_seconds']:g} s; the last three columns "
           f"count only the requests sent after that ramp)")
@@ -358,13 +367,19 @@ def print_summary(report: dict) -> None:
               f"{report['seconds'] * report['cpus']:.0f}): "
               + ", ".join(f"{k} {v}" for k, v in cpu.items() if k != "machine")
               + f", everything else on the machine {max(0.0, cpu['machine'] - ours):.1f}"
-              + (f"; gunicorn per request or stream {1000 * cpu.get('gunicorn', 0) / web_requests:.1f} ms"
+              + (f"; the web tier (nginx and both groups) per request or stream "
+                 f"{1000 * web_tier_cpu(cpu) / web_requests:.1f} ms"
                  if web_requests else ""))
     for line in report["targets"]:
         print(line)
     for name, problem in report["server_log_problems"].items():
         print(f"{name} log: {problem['count']} error line(s), e.g. {problem['first'][0][:200]}")
     print(f"\n{'PASS' if report['passed'] else 'FAIL'}: {report['verdict']}")
+
+
+def web_tier_cpu(cpu_seconds: dict[str, float]) -> float:
+    """CPU seconds of everything that answers the clients: nginx and both groups of web processes."""
+    return sum(cpu_seconds.get(name, 0.0) for name in WEB_TIER)
 
 
 def judge(report: dict) -> None:
@@ -422,7 +437,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--database-url", help="a PostgreSQL server to create (and drop) a database of its own on, "
                                                "e.g. postgres://postgres@127.0.0.1:5432/test (default: SQLite)")
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 3),
-                        help="gunicorn's uvicorn worker processes (default WEB_CONCURRENCY or 3, as in production)")
+                        help="web processes for pages (default WEB_CONCURRENCY or 3, as in production)")
+    parser.add_argument("--live-workers", type=int, default=int(os.environ.get("LIVE_CONCURRENCY") or 1),
+                        help="web processes for event streams and state polls (default LIVE_CONCURRENCY or 1)")
     parser.add_argument("--celery-workers", type=int, default=1, help="Celery worker processes (default 1)")
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, database)")
@@ -461,7 +478,7 @@ def main(argv: list[str]) -> int:
             database_url = f"sqlite:///{folder / 'db.sqlite3'}"
         env = service_env(folder, database_url, redis_url)
         people = [load_clients.Person(**p) for p in prepare(env, args.people)]
-        say(f"starting gunicorn with {args.web_workers} uvicorn worker(s)")
+        say(f"starting nginx in front of {args.web_workers} + {args.live_workers} uvicorn worker(s) (pages + live)")
         base = start_web(services, env, args)
         say(f"serving at {base}; database {'PostgreSQL' if database else 'SQLite'}")
 
@@ -478,7 +495,7 @@ def main(argv: list[str]) -> int:
         services.check_alive()
         result["cpu_seconds"] = load_clients.cpu_between(*result.pop("cpu_snapshots"))
         cost = result["cost"]
-        cost["web_cpu_seconds"] = cost.pop("cpu_seconds").get("gunicorn", 0.0)
+        cost["web_cpu_seconds"] = round(web_tier_cpu(cost.pop("cpu_seconds")), 2)
         cost["web_cpu_ms_per_poll"] = (round(1000 * cost["web_cpu_seconds"] / cost["polls"], 2) if cost["polls"]
                                        else None)
         report = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

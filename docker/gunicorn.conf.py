@@ -37,3 +37,9 @@ def post_worker_init(worker):
     # keep it for 5 ms before the loop gets a turn, and a burst of page loads then holds up every
     # event and poll the process is passing on. 1 ms gives the loop its turn five times sooner.
     sys.setswitchinterval(0.001)
+    # WEB_NICE (0): the router's pages group runs below the live group (scripts/router.py gives it
+    # 10), so that when the cores are busy, a burst of page loads waits rather than the events and
+    # polls, which take a fraction of a ms each.
+    niceness = int(os.environ.get("WEB_NICE") or 0)
+    if niceness:
+        os.nice(niceness)

@@ -3,9 +3,9 @@
 
 It migrates the database, collects the static files, makes a first admin account, picks a
 broker, starts one Celery worker, the job reconciler (`manage.py reconcile_jobs`) and the web
-server production runs (gunicorn with uvicorn workers, docker/gunicorn.conf.py, ServeStatic
-for the static files), prints the URL, and stops everything it started on Ctrl-C or SIGTERM (a second
-Ctrl-C kills at once).
+tier production runs (nginx routing to two groups of gunicorn's uvicorn workers,
+scripts/router.py and docker/gunicorn.conf.py; ServeStatic for the static files), prints the
+URL, and stops everything it started on Ctrl-C or SIGTERM (a second Ctrl-C kills at once).
 
 `run_local.py manage ARGS…` (`make manage ARGS="…"`) runs `manage.py ARGS…` with the same
 settings and data, e.g. `api_token admin` or `changepassword admin`.
@@ -18,7 +18,8 @@ The broker is the first of:
 Environment (besides everything webapp/settings.py reads): PORT (8000; another free one
 if that is taken), HOST (127.0.0.1; an IPv4 address, 0.0.0.0 for all), VAR_DIR (var/: database, uploads, broker, Redis),
 ADMIN_PASSWORD (the first admin's password; else a random one, printed once), DEBUG (1: a
-throwaway SECRET_KEY, localhost only, plain-HTTP cookies), WEB_CONCURRENCY (2 web processes).
+throwaway SECRET_KEY, localhost only, plain-HTTP cookies), WEB_CONCURRENCY (2 web processes
+for pages), LIVE_CONCURRENCY (1 for event streams and state polls).
 
 The children's output comes to this terminal, each line prefixed with its name. Every
 child runs in a process group of its own, so stopping one stops the processes it
@@ -43,7 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `scripts/` is this file's folder; the project's packages are one up
 
-from scripts import processes  # noqa: E402
+from scripts import processes, router  # noqa: E402
 PYTHON = sys.executable
 STOP_GRACE_SECONDS = 10  # a worker in the middle of a job gets this long before it is killed
 READY_TIMEOUT_SECONDS = 180  # the worker imports torch; a cold first start on a small machine is slow
@@ -78,6 +79,7 @@ class Child:
                  ready_text: str | None = None):
         self.name = name
         self.ready = threading.Event()
+        self.health_url: str | None = None  # an address of its own that must answer before the service is up
         self._ready_text = ready_text
         _Starting.active = True
         try:
@@ -212,20 +214,44 @@ def prepare_database() -> None:
         print(f"{ADMIN_MARKER} created")
 
 
-def wait_until_ready(url: str, children: list[Child]) -> None:
+def start_web(env: dict[str, str], host: str, port: int, var_dir: Path, children: list[Child]) -> None:
+    """The web tier production runs (scripts/router.py): nginx on host:port in front of a group of
+    WEB_CONCURRENCY (2) processes for pages and one of LIVE_CONCURRENCY (1) for the event
+    streams and state polls, both on loopback; fewer processes than production (each imports
+    torch). Without nginx on this machine, one group serves everything and the launcher says so."""
+    pages_workers = env.get("WEB_CONCURRENCY") or "2"
+    nginx = router.nginx_binary()
+    if nginx is None:
+        say("[run] nginx is not installed (`make run` installs it): one group of web processes serves "
+            "pages and live progress alike")
+        Child("web", router.gunicorn_command(PYTHON, f"{host}:{port}", pages_workers), env, children)
+        return
+    tier = router.WebTier(listen=f"{host}:{port}", pages=f"127.0.0.1:{processes.free_port()}",
+                          live=f"127.0.0.1:{processes.free_port()}")
+    Child("web", router.gunicorn_command(PYTHON, tier.pages, pages_workers), router.group_env(env, "pages"), children)
+    live = Child("live", router.gunicorn_command(PYTHON, tier.live, env.get("LIVE_CONCURRENCY") or "1"),
+                 router.group_env(env, "live"), children)
+    live.health_url = f"http://{tier.live}/health/"  # the router's /health/ reaches the pages group only
+    Child("router", tier.router_command(var_dir / "router", nginx), env, children)
+
+
+def wait_until_ready(urls: list[str], children: list[Child]) -> None:
+    """Until every URL (and each child's own health URL) answers 200 and the worker says it is ready."""
+    urls = urls + [c.health_url for c in children if c.health_url]
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    web_up = False
-    while not (web_up and all(c.ready.is_set() for c in children if c.name == "worker")):
+    up: set[str] = set()
+    while not (len(up) == len(urls) and all(c.ready.is_set() for c in children if c.name == "worker")):
         for child in children:
             if not child.alive():
                 raise SystemExit(f"{child.name} exited with code {child.process.returncode} while starting "
                                  f"(its output is above)")
         if time.monotonic() > deadline:
             raise SystemExit(f"the service was not ready after {READY_TIMEOUT_SECONDS} s (output above)")
-        if not web_up:
+        for url in set(urls) - up:
             try:
-                with urllib.request.urlopen(url + "health/", timeout=2) as response:
-                    web_up = response.status == 200
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        up.add(url)
             except OSError:
                 pass
         time.sleep(0.2)
@@ -261,11 +287,8 @@ def run(children: list[Child]) -> int:
     # Sends again any queued job whose message the broker lost (say, a send while Redis was
     # restarting) and requeues running jobs whose worker went silent: a pass every 15 s.
     Child("reconciler", [PYTHON, "manage.py", "reconcile_jobs", "--every", "15"], env, children)
-    # The web server production runs (docker/gunicorn.conf.py: gunicorn with uvicorn workers,
-    # ServeStatic for the static files), on this address and with fewer processes (each imports torch).
-    Child("web", [PYTHON, "-m", "gunicorn", "-c", "docker/gunicorn.conf.py", "--bind", f"{host}:{port}",
-                  "--workers", env.get("WEB_CONCURRENCY") or "2"], env, children)
-    wait_until_ready(url, children)
+    start_web(env, host, port, var_dir, children)
+    wait_until_ready([url + "health/"], children)
 
     say("\n".join([
         "",

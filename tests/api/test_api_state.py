@@ -106,13 +106,16 @@ async def asgi_get(app, path: str, headers: dict[str, str], query: bytes = b"") 
 
 
 @pytest.mark.asyncio
-async def test_the_polls_of_a_known_token_are_answered_in_front_of_django(live_redis, api, make_job, other_api):
+async def test_the_polls_with_a_valid_token_are_answered_in_front_of_django(live_redis, api, make_job, other_api):
     from asgiref.sync import sync_to_async
 
+    from webapp.api import live as api_live
     from webapp.api.live import StatePolls
 
     job = await sync_to_async(make_job)()
-    first = await sync_to_async(state_of)(api, job)  # Django's view: the token is now known
+    first = await sync_to_async(state_of)(api, job)
+    # Forgotten, as after AUTH_CACHE_SECONDS: the door checks the token itself, without Django.
+    api_live._people_by_token.clear()
     reached_django = []
 
     async def django(scope, receive, send):
@@ -130,14 +133,30 @@ async def test_the_polls_of_a_known_token_are_answered_in_front_of_django(live_r
     threading.Timer(0.5, lambda: lifecycle.claim(job.pk, "gpu0@box")).start()
     status, headers = await asgi_get(app, path, {**asked, "If-None-Match": first["ETag"]}, query=b"wait=20")
     assert status == 200 and headers["etag"] != first["ETag"]  # held until the job changed
-    await sync_to_async(state_of)(other_api, job)  # a known token, but not the owner's
     status, _ = await asgi_get(app, path, {"Authorization": other_api._credentials["HTTP_AUTHORIZATION"],
-                                           "Host": "testserver"})
+                                           "Host": "testserver"})  # a valid token, but not the owner's
     assert status == 404 and reached_django == []
-    # Django's: an unknown token, a session (no token), a host not allowed, a job with nothing published.
+    # Django's: a bad token (its 401), a session (no token), a host not allowed, a job with nothing published.
     await asgi_get(app, path, {"Authorization": "Token not-a-token", "Host": "testserver"})
     await asgi_get(app, path, {"Host": "testserver"})
     await asgi_get(app, path, {**asked, "Host": "evil.example"})
     live._client().delete(live.state_key(job.pk))
     await asgi_get(app, path, asked)
     assert len(reached_django) == 4
+
+
+def test_each_person_is_checked_again_after_three_quarters_to_all_of_the_memory_time(live_redis, api, make_job):
+    """Clients that started together are not all checked again in the same instant."""
+    from webapp.api import live as api_live
+
+    job = make_job()
+    api_live._people_by_token.clear()
+    lifetimes = []
+    for _ in range(40):
+        api_live._people_by_token.clear()
+        before = time.monotonic()
+        assert state_of(api, job).status_code == 200
+        (person,) = api_live._people_by_token.values()
+        lifetimes.append(person.until - before)
+    assert all(0.75 * api_live.AUTH_CACHE_SECONDS - 0.5 <= t <= api_live.AUTH_CACHE_SECONDS + 0.5 for t in lifetimes)
+    assert max(lifetimes) - min(lifetimes) > 0.1 * api_live.AUTH_CACHE_SECONDS  # spread, not one instant

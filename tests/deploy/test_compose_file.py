@@ -12,12 +12,15 @@ import pytest
 
 from deploy_files import (REPO, MissingVariable, dockerfile_env, interpolate, parse_dockerfile, settings_variables,
                           variables_used)
+from scripts import router
 
-APP_SERVICES = ("web", "worker")
-LONG_RUNNING = ("web", "worker", "reconciler", "redis", "postgres")
+APP_SERVICES = ("web", "live", "worker")
+WEB_GROUPS = ("web", "live")  # the two groups of web processes behind the router
+LONG_RUNNING = ("router", "web", "live", "worker", "reconciler", "redis", "postgres")
 # Set for a container but read by something other than the settings (each says by what).
 NOT_SETTINGS = {
     "WEB_CONCURRENCY": REPO / "docker" / "gunicorn.conf.py",
+    "WEB_NICE": REPO / "docker" / "gunicorn.conf.py",
 }
 
 
@@ -44,22 +47,50 @@ def depends_on(service: dict) -> dict[str, str]:
     return {name: spec["condition"] for name, spec in (service.get("depends_on") or {}).items()}
 
 
-def test_it_runs_web_worker_redis_postgres_and_a_one_shot_migrate(compose):
+def test_it_runs_router_web_live_worker_redis_postgres_and_a_one_shot_migrate(compose):
     assert set(LONG_RUNNING) | {"migrate"} <= set(compose["services"])
 
 
-def test_web_worker_and_migrate_run_the_one_image_built_here(compose):
-    images = {compose["services"][name]["image"] for name in ("web", "worker", "migrate")}
+def test_web_live_worker_and_migrate_run_the_one_image_built_here(compose):
+    names = ("web", "live", "worker", "migrate")
+    images = {compose["services"][name]["image"] for name in names}
     assert len(images) == 1
-    assert all(compose["services"][name]["build"] == "." for name in ("web", "worker", "migrate"))
+    assert all(compose["services"][name]["build"] == "." for name in names)
 
 
-def test_web_runs_gunicorn_with_the_config_in_the_image(compose):
-    command = compose["services"]["web"]["command"]
-    assert command[0] == "gunicorn"
-    config = command[command.index("--config") + 1]
+@pytest.mark.parametrize("name", WEB_GROUPS)
+def test_web_and_live_run_gunicorn_with_the_config_in_the_image_behind_the_router(compose, name):
+    service = compose["services"][name]
+    assert service["command"][0] == "gunicorn"
+    config = service["command"][service["command"].index("--config") + 1]
     assert (REPO / config).is_file()
-    assert any(port.endswith(":8000") for port in compose["services"]["web"]["ports"])
+    assert not service.get("ports")  # only the router is published
+    assert environment(service)["WEB_CONCURRENCY"] == {"web": "3", "live": "1"}[name]
+    # The pages group yields to the live group when the cores are busy, as where the launchers run it.
+    assert environment(service).get("WEB_NICE", "0") == router.group_env({}, {"web": "pages", "live": "live"}[name])[
+        "WEB_NICE"]
+
+
+def test_the_router_renders_the_template_with_the_two_groups_and_web_and_live_trust_its_address(compose):
+    import ipaddress
+
+    service = compose["services"]["router"]
+    assert service["image"].startswith("nginx:")
+    (mount,) = service["volumes"]
+    source, target, mode = mount.split(":")
+    assert (REPO / source).resolve() == router.TEMPLATE and mode == "ro"
+    env = environment(service)
+    # The nginx image fills in ${NAME} from its environment, templates/X.template -> $NGINX_ENVSUBST_OUTPUT_DIR/X.
+    assert target == "/etc/nginx/templates/nginx.conf.template" and env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
+    rendered = router.render(env)  # a KeyError if compose leaves a placeholder unset
+    assert "server web:8000;" in rendered and "server live:8000;" in rendered and "listen 8000;" in rendered
+    assert depends_on(service) == {"web": "service_healthy", "live": "service_healthy"}
+    assert all(spec["restart"] is True for spec in service["depends_on"].values())
+    address = ipaddress.ip_address(service["networks"]["default"]["ipv4_address"])
+    (subnet,) = compose["networks"]["default"]["ipam"]["config"]
+    assert address in ipaddress.ip_network(subnet["subnet"])
+    for name in WEB_GROUPS:
+        assert str(address) in environment(compose["services"][name])["TRUSTED_PROXY_ADDRESSES"].split(","), name
 
 
 def test_the_gunicorn_config_serves_the_asgi_application_with_uvicorn_workers_and_servestatic():
@@ -121,8 +152,9 @@ def test_every_long_running_service_has_a_health_check_and_restarts(compose, nam
     assert compose["services"][name].get("restart") == "unless-stopped"
 
 
-def test_the_web_health_check_asks_for_the_health_page(compose):
-    assert "http://127.0.0.1:8000/health/" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
+@pytest.mark.parametrize("name", ("router", *WEB_GROUPS))
+def test_the_web_health_checks_ask_for_the_health_page(compose, name):
+    assert "http://127.0.0.1:8000/health/" in " ".join(compose["services"][name]["healthcheck"]["test"])
     # The health check's Host header is 127.0.0.1: the settings must allow it whatever .env says.
     assert "127.0.0.1" in environment(compose["services"]["web"])["ALLOWED_HOSTS"].split(",")
 
@@ -186,8 +218,8 @@ def test_redis_asks_for_the_password_that_redis_url_carries(compose):
     assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
 
 
-def test_the_web_port_is_published_on_the_hosts_loopback_only(compose):
-    (port,) = compose["services"]["web"]["ports"]
+def test_the_routers_port_is_published_on_the_hosts_loopback_only(compose):
+    (port,) = compose["services"]["router"]["ports"]
     assert port == "127.0.0.1:8000:8000"
 
 

@@ -54,7 +54,7 @@ def worker_host(worker_raw) -> dict:
     return interpolate(worker_raw, WORKER_ENV)
 
 
-APP = ("migrate", "web", "worker", "reconciler")
+APP = ("migrate", "web", "live", "worker", "reconciler")
 
 
 @pytest.mark.parametrize("name", APP)

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 
 import pytest
 
@@ -90,7 +91,16 @@ def test_it_runs_the_service_on_a_private_redis_and_ctrl_c_stops_everything(tmp_
     children = descendants(launcher.process.pid)
     commands = " ".join(command for _, _, command in children.values())
     assert "redis-server" in commands and "celery -A webapp worker -Q gpu,patches -c 1 --pool prefork" in commands
-    assert "gunicorn -c docker/gunicorn.conf.py" in commands  # the web server production runs
+    # The web tier production runs: nginx in front of two groups of web processes on loopback.
+    assert re.search(r"nginx -p \S+ -c \S+nginx\.conf", commands)
+    groups = set(re.findall(r"gunicorn -c docker/gunicorn\.conf\.py --bind (\S+)", commands))
+    assert len(groups) == 2 and all(g.startswith("127.0.0.1:") and g != url.split("/")[2] for g in groups)
+    # A state poll goes to the live group, a page to the other (each logs the requests it served).
+    job_path = "/api/v1/jobs/0b5e5c1e-3f43-4a57-9d0e-5c1f2a9e7b10/state"
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        get(url + job_path.lstrip("/"))
+    launcher.wait_for(re.compile(r"^\[live\] .*GET " + re.escape(job_path)), 10)
+    assert not re.search(r"^\[web\] .*GET " + re.escape(job_path), launcher.output(), re.M)
     assert launcher.stop(signal.SIGINT) == 0
     assert_nothing_left(children, tmp_path / "var")
     assert "[run] stopped" in launcher.output()
