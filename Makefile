@@ -40,6 +40,7 @@ test: $(STAMP) $(CHROMIUM) $(NGINX)
 	$(PY) bench/look_sweep.py bench/sweeps/defaults.json --smoke --json bench/out/look_sweep_smoke.json
 	$(PY) bench/gpu_check.py --tiny --json bench/out/gpu_check_tiny.json
 	$(PY) bench/load_test.py --smoke
+	$(PY) bench/asgi_handler.py --smoke
 
 # 1000 event-stream watchers + 200 API pollers + 20 submitters for 60 s against the web server on
 # this machine (README, Reliability).

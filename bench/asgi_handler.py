@@ -7,9 +7,9 @@ page itself, both with a logged-in session.
     .venv/bin/python bench/asgi_handler.py --smoke      # 20 and 1 round (CI)
 
 Everything runs in a temporary folder (a SQLite database, the media); the requests go straight to
-the ASGI application (no server, no sockets), 8 at a time, the two handlers taking turns so that a
-change in the machine's speed hits both. Prints CPU ms per request (all threads of this process)
-and the ratio one-hop / Django's.
+the ASGI application (no server, no sockets), 8 at a time (--concurrency), the two handlers
+taking turns so that a change in the machine's speed hits both. Prints CPU ms per request (all
+threads of this process) and the ratio one-hop / Django's.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-CONCURRENCY = int(os.environ.get("C", 8))
 
 
 def set_up(folder: Path) -> tuple[str, str]:
@@ -89,7 +88,7 @@ async def ask(app, path: str, cookie: str, accept: str) -> int:
     return sent[0]["status"]
 
 
-async def cpu_ms_per_request(app, path: str, cookie: str, accept: str, count: int) -> float:
+async def cpu_ms_per_request(app, path: str, cookie: str, accept: str, count: int, concurrency: int) -> float:
     queue = list(range(count))
     statuses = []
 
@@ -99,7 +98,7 @@ async def cpu_ms_per_request(app, path: str, cookie: str, accept: str, count: in
             statuses.append(await ask(app, path, cookie, accept))
 
     before = time.process_time()
-    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(client() for _ in range(concurrency)))
     spent = time.process_time() - before
     if set(statuses) != {200}:
         raise SystemExit(f"{path}: answers {sorted(set(statuses))}, not 200")
@@ -110,6 +109,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400, help="requests of each kind per handler and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
     parser.add_argument("--smoke", action="store_true", help="20 requests, 1 round: checks that it works (CI)")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -127,8 +127,9 @@ def main(argv: list[str]) -> int:
         for _ in range(args.rounds + 1):  # the first round warms up (imports, templates, caches)
             for kind, (path, accept) in kinds.items():
                 for name, app in handlers.items():
-                    spent[name, kind].append(asyncio.run(cpu_ms_per_request(app, path, cookie, accept, args.requests)))
-        print(f"CPU ms per request ({args.requests} requests x {args.rounds} round(s), {CONCURRENCY} at a time, "
+                    spent[name, kind].append(asyncio.run(
+                        cpu_ms_per_request(app, path, cookie, accept, args.requests, args.concurrency)))
+        print(f"CPU ms per request ({args.requests} requests x {args.rounds} round(s), {args.concurrency} at a time, "
               f"median of the rounds after a warm-up):")
         for kind in kinds:
             medians = {name: sorted(spent[name, kind][1:])[len(spent[name, kind][1:]) // 2] for name in handlers}
