@@ -8,6 +8,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS_SOURCES = [REPO / "webapp" / "settings.py", REPO / "webapp" / "celery.py"]
+# Set for an app container but read by something other than the settings (each says by what).
+NOT_SETTINGS = {
+    "WEB_CONCURRENCY": REPO / "docker" / "gunicorn.conf.py",
+    "WEB_NICE": REPO / "docker" / "gunicorn.conf.py",
+}
 
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?error}`, `${NAME?error}`, `$NAME`, `$$`
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)")

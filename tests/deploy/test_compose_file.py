@@ -10,18 +10,13 @@ import sys
 
 import pytest
 
-from deploy_files import (REPO, MissingVariable, dockerfile_env, interpolate, parse_dockerfile, settings_variables,
-                          variables_used)
+from deploy_files import (NOT_SETTINGS, REPO, MissingVariable, dockerfile_env, interpolate, parse_dockerfile,
+                          settings_variables, variables_used)
 from scripts import router
 
 APP_SERVICES = ("web", "live", "worker")
 WEB_GROUPS = ("web", "live")  # the two groups of web processes behind the router
 LONG_RUNNING = ("router", "web", "live", "worker", "reconciler", "redis", "postgres")
-# Set for a container but read by something other than the settings (each says by what).
-NOT_SETTINGS = {
-    "WEB_CONCURRENCY": REPO / "docker" / "gunicorn.conf.py",
-    "WEB_NICE": REPO / "docker" / "gunicorn.conf.py",
-}
 
 
 def environment(service: dict) -> dict[str, str]:

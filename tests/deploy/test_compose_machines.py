@@ -9,7 +9,7 @@ import copy
 import pytest
 import yaml
 
-from deploy_files import REPO, MissingVariable, interpolate, settings_variables, variables_used
+from deploy_files import NOT_SETTINGS, REPO, MissingVariable, interpolate, settings_variables, variables_used
 from test_compose_file import environment
 
 CENTRAL_ENV = {"SECRET_KEY": "k" * 50, "POSTGRES_PASSWORD": "pw-123", "REDIS_PASSWORD": "redis-pw",
@@ -63,7 +63,7 @@ def test_the_central_hosts_app_services_keep_files_in_the_minio_bucket_not_a_sha
     assert (env["S3_BUCKET"], env["S3_ENDPOINT_URL"], env["MEDIA_SHARED"]) == ("stylize", "http://minio:9000", "0")
     assert (env["S3_ACCESS_KEY_ID"], env["S3_SECRET_ACCESS_KEY"]) == ("minio-user", "minio-secret")
     assert env["REDIS_URL"] == "redis://:redis-pw@redis:6379/0"
-    unknown = set(env) - settings_variables() - {"WEB_CONCURRENCY"}
+    unknown = set(env) - settings_variables() - set(NOT_SETTINGS)
     assert not unknown, unknown
 
 
