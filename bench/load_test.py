@@ -212,7 +212,7 @@ def _prepare_in_child(count: int) -> None:
 def start_web(services: Services, env: dict, args) -> str:
     """The web tier as production runs it (scripts/router.py): nginx on a free loopback port in front
     of a pages group of --web-workers processes and a live group of --live-workers; returns the
-    router's base URL once it and the live group answer /health/."""
+    router's base URL once it answers /health/."""
     nginx = nginx_binary()
     if nginx is None:
         raise SetupError("nginx is not installed (`make load` installs it: apt-get install nginx)")
@@ -224,10 +224,12 @@ def start_web(services: Services, env: dict, args) -> str:
         # gunicorn 27 opens a control socket, by default in ~/.gunicorn: keep it in this run's folder.
         control = services.folder / f"{name}.ctl" if _gunicorn_version() >= (27,) else None
         services.start(name, gunicorn_command(PYTHON, bind, workers, control), group_env(env, group))
+    # The router once both groups answer: before, each of its answers would be a 502 and a log line.
+    wait_until(services, lambda: _answers(f"http://{tier.pages}/health/") and _answers(f"http://{tier.live}/health/"),
+               "the web processes")
     services.start("nginx", tier.router_command(services.folder / "router", nginx), env)
     base = f"http://{tier.listen}"
-    wait_until(services, lambda: _answers(f"{base}/health/") and _answers(f"http://{tier.live}/health/"),
-               "the web tier")
+    wait_until(services, lambda: _answers(f"{base}/health/"), "the router")
     return base
 
 

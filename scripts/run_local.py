@@ -79,7 +79,6 @@ class Child:
                  ready_text: str | None = None):
         self.name = name
         self.ready = threading.Event()
-        self.health_url: str | None = None  # an address of its own that must answer before the service is up
         self._ready_text = ready_text
         _Starting.active = True
         try:
@@ -229,18 +228,18 @@ def start_web(env: dict[str, str], host: str, port: int, var_dir: Path, children
     tier = router.WebTier(listen=f"{host}:{port}", pages=f"127.0.0.1:{processes.free_port()}",
                           live=f"127.0.0.1:{processes.free_port()}")
     Child("web", router.gunicorn_command(PYTHON, tier.pages, pages_workers), router.group_env(env, "pages"), children)
-    live = Child("live", router.gunicorn_command(PYTHON, tier.live, env.get("LIVE_CONCURRENCY") or "1"),
-                 router.group_env(env, "live"), children)
-    live.health_url = f"http://{tier.live}/health/"  # the router's /health/ reaches the pages group only
+    Child("live", router.gunicorn_command(PYTHON, tier.live, env.get("LIVE_CONCURRENCY") or "1"),
+          router.group_env(env, "live"), children)
+    # The router once both groups answer: before, each of its answers would be a 502 and a log line.
+    wait_until_ready([f"http://{tier.pages}/health/", f"http://{tier.live}/health/"], children, worker=False)
     Child("router", tier.router_command(var_dir / "router", nginx), env, children)
 
 
-def wait_until_ready(urls: list[str], children: list[Child]) -> None:
-    """Until every URL (and each child's own health URL) answers 200 and the worker says it is ready."""
-    urls = urls + [c.health_url for c in children if c.health_url]
+def wait_until_ready(urls: list[str], children: list[Child], worker: bool = True) -> None:
+    """Until every URL answers 200 (and, with `worker`, the worker says it is ready)."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     up: set[str] = set()
-    while not (len(up) == len(urls) and all(c.ready.is_set() for c in children if c.name == "worker")):
+    while not (len(up) == len(urls) and (not worker or all(c.ready.is_set() for c in children if c.name == "worker"))):
         for child in children:
             if not child.alive():
                 raise SystemExit(f"{child.name} exited with code {child.process.returncode} while starting "
