@@ -51,8 +51,9 @@ load: $(STAMP) $(NGINX)
 scale: $(STAMP)
 	$(PY) bench/scale_workers.py --bucket
 
-# The whole service on this machine: migrate, a first admin, a broker, a worker, the web
-# tier (nginx and two groups of web processes); prints the URL, Ctrl-C stops it all (scripts/run_local.py says how).
+# The whole service on this machine: migrate, a first admin, a broker, a worker, the web tier
+# (nginx and two groups of web processes); prints the URL, Ctrl-C stops it all (scripts/run_local.py
+# says how).
 run: $(STAMP) $(NGINX)
 	$(PY) scripts/run_local.py
 

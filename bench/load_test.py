@@ -11,8 +11,8 @@ database (a SQLite file there, or with --database-url a database of its own on t
 server, dropped at the end), people with API tokens and logged-in sessions, the web tier as
 production runs it (scripts/router.py: nginx on a free loopback port routing the event streams and
 state polls to a group of web processes of their own and everything else to another, each group
-gunicorn with uvicorn workers, docker/gunicorn.conf.py) and real Celery workers on the `gpu` queue. The clients (bench/load_clients.py)
-run in this process, apart from the servers.
+gunicorn with uvicorn workers, docker/gunicorn.conf.py) and real Celery workers on the `gpu`
+queue. The clients (bench/load_clients.py) run in this process, apart from the servers.
 
 First, with no worker running (so no job changes), --cost-clients clients poll unchanged jobs
 with their ETag for --cost-seconds: the web's CPU per unchanged poll (target <= 2 ms). Then the
@@ -326,9 +326,8 @@ def print_summary(report: dict) -> None:
     a = report["settings"]
     print(f"\n{a['watchers']} watchers, {a['pollers']} pollers (every {a['poll_interval']:g} s, "
           f"{a['etag_share']:.0%} with ETags), {a['submitters']} submitters (every {a['submit_interval']:g} s) for "
-          f"{report['seconds']} s; nginx in front of {a['web_workers']} + {a['live_workers']} uvicorn worker(s) (pages + live), "
-          f"{a['celery_workers']} Celery "
-          f"worker(s) ({report['worker_pinning']}), {report['database']}")
+          f"{report['seconds']} s; nginx in front of {a['web_workers']} + {a['live_workers']} uvicorn worker(s) "
+          f"(pages + live), {a['celery_workers']} Celery worker(s) ({report['worker_pinning']}), {report['database']}")
     print(f"(the watchers' first pages open over the first {report['ramp_seconds']:g} s; the last three columns "
           f"count only the requests sent after that ramp)")
     rows = [("endpoint", "requests", "req/s", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "bytes",

@@ -20,6 +20,7 @@ from django.core.handlers.asgi import ASGIHandler
 
 class OneHopASGIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
+        # ASGIHandler.__init__ asks for the async chain; this handler always builds the sync one.
         super().load_middleware(is_async=False)
 
     async def get_response_async(self, request):

@@ -156,7 +156,7 @@ def test_an_event_stream_goes_to_the_live_group_and_each_event_arrives_when_it_i
     assert response.status == 200
     started = time.monotonic()
     assert response.readline() == b"data: first\n"
-    # The second event is sent 1.5 s after the first: a buffering proxy would deliver both together.
+    # The second event is sent 1.5 s after the first: the first must arrive on its own, before it.
     assert time.monotonic() - started < 1.0
     assert response.read().strip() == b"data: second"
 

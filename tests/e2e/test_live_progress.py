@@ -23,7 +23,8 @@ from webapp.jobs import lifecycle
 from webapp.models import StyleJob
 
 pytestmark = [pytest.mark.django_db(transaction=True),  # the servers and the worker see what is committed
-              pytest.mark.skipif(router.nginx_binary() is None, reason="nginx is not installed (make test installs it)")]
+              pytest.mark.skipif(router.nginx_binary() is None,
+                                 reason="nginx is not installed (make test installs it)")]
 
 WAIT = 180_000  # ms
 
