@@ -9,7 +9,7 @@ For each pair: content cost, match(512), match(256) and palette (stylize/quality
 ours and of the classic, the wall time of ours (in this process, model loaded), and whether
 ours meets the targets (content ≤ classic, match(512) ≤ classic, match(256) ≤ 1.1×, palette
 ≤ 1.25×). Writes bench/out/look.json and the contact sheet bench/out/look.png (content,
-style, classic, ours for each pair).
+style, classic, ours for each pair) and each result at full size (bench/out/look_<pair>.png).
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def main() -> None:
         report["pairs"][pair] = {"ours": mine.as_dict(), "classic": theirs.as_dict(), "ratio": ratios,
                                  "seconds": seconds, "meets_targets": met}
         rows.append([content, style, classic, ours])
+        ours.save(OUT / f"{args.name}_{pair}.png")  # full size: the contact sheet is too small to judge detail
         print(f"{pair:20} {seconds:5.0f} s  " + "  ".join(
             f"{k} {getattr(mine, k):.4g}/{getattr(theirs, k):.4g} ({ratios[k]:.2f})" for k in TARGETS)
             + ("  ok" if met else "  MISSED"), flush=True)

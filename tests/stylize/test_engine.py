@@ -138,7 +138,14 @@ def test_doubling_one_lambda_doubles_that_term_and_nothing_else(content_image, s
         assert doubled[term] == pytest.approx(factor * base[term], rel=1e-5), term
 
 
-def test_each_smaller_view_of_the_result_starts_at_its_share_from_the_content(content_image, style_image):
+@pytest.fixture
+def views_from_64_px(monkeypatch):
+    """The view mechanics on tiny images: views from 64 px instead of MIN_VIEW_SIDE (512)."""
+    monkeypatch.setattr(engine, "MIN_VIEW_SIDE", 64)
+
+
+def test_each_smaller_view_of_the_result_starts_at_its_share_from_the_content(
+        content_image, style_image, views_from_64_px):
     """style_views=3 at 256 px: the style cost also sees the result at 128 and 64 px, each view's
     layers normalised by the content photo seen at that view, so from the content every view's
     term starts at β·λ like the result's own."""
@@ -150,13 +157,33 @@ def test_each_smaller_view_of_the_result_starts_at_its_share_from_the_content(co
             assert terms[name] == pytest.approx(3.0 * 0.2, rel=1e-4), name
 
 
-def test_views_smaller_than_64_px_are_not_looked_at_and_one_view_is_the_result_alone(content_image, style_image):
+def test_views_smaller_than_the_least_side_are_not_looked_at_and_one_view_is_the_result_alone(
+        content_image, style_image, views_from_64_px):
     assert not [name for name in weighted_terms(content_image, style_image, size=64, style_views=3) if " at " in name]
     one = weighted_terms(content_image, style_image, noise(128, 86, seed=2), size=128)
     two = weighted_terms(content_image, style_image, noise(128, 86, seed=2), size=128, style_views=2)
     assert sorted(one) == sorted(STYLE_TERMS + ["content:relu4_2"])
     assert {name: two[name] for name in one} == pytest.approx(one, rel=1e-6)
     assert sorted(set(two) - set(one)) == sorted(f"{name} at 64x43" for name in STYLE_TERMS)
+
+
+def test_views_start_at_512_px_so_only_results_of_1024_px_and_more_have_them(content_image, style_image):
+    """Smaller views let the deep layers copy the painting's objects whole (README: The look)."""
+    three_views = job(small(style_views=3), content_image, [style_image])
+    assert three_views._smaller_views(1024, 683) == [(512, 342)]
+    assert three_views._smaller_views(2048, 1366) == [(1024, 683), (512, 342)]
+    assert three_views._smaller_views(1023, 682) == three_views._smaller_views(512, 342) == []
+
+
+def test_a_view_is_the_result_shrunk_as_the_look_measure_shrinks_it(content_image):
+    """PIL's Lanczos (the measure's and images.resize()'s filter), differentiable; a softer filter
+    let the optimiser hide texture that the measure's smaller picture shows."""
+    photo = content_image.resize((96, 64), Image.Resampling.BICUBIC)
+    for size in ((48, 32), (37, 25)):
+        seen = images.to_image(engine._view(images.to_tensor(photo), size).clamp(0, 1))
+        expected = photo.resize(size, Image.Resampling.LANCZOS)
+        difference = np.abs(pixels(seen) - pixels(expected))
+        assert seen.size == size and difference.mean() < 0.5 and difference.max() <= 8, size
 
 
 def test_a_balanced_content_term_is_the_relative_squared_error_of_its_layer(content_image, style_image):

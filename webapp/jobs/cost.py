@@ -8,15 +8,15 @@ The estimate counts pixel passes through VGG19, scale by scale (StyleConfig.scal
 One optimiser iteration is a forward and backward pass of the result at that scale's size (and
 of each smaller view); each style image is one forward pass (its Gram targets) at style_scale²
 times the result's pixels, once per scale and view. Pixels are counted on a square of the long
-side, and every view is counted even where the engine skips one under 64 px: an upper bound.
-It is a proxy for time and memory, not a prediction of seconds.
+side, and every view is counted even where the engine skips one under MIN_VIEW_SIDE (512 px):
+an upper bound. It is a proxy for time and memory, not a prediction of seconds.
 
 The budget is JOB_COST_BUDGET (default 4) times the estimate of the `quality` preset with
 one style, read from stylize.PRESETS when asked: the presets can be retuned without this
 file or the setting changing. So the quality preset always fits, and nothing costing more
 than four of it does. With the presets of this writing, the quality preset fits up to
-2048 px (exactly 4×), five styles at style_scale 4 add about 60 % to it, and 5000
-iterations at 1024 px (about 30×) or the largest settings the form allows (about 160×)
+2048 px (exactly 4×), five styles at style_scale 4 cost about 2.3 times it, and 5000
+iterations at 1024 px (about 60×) or the largest settings the form allows (over 1000×)
 are refused with a 400 that names the budget.
 """
 
