@@ -27,6 +27,7 @@ Departures from the paper, each an option of StyleConfig:
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import os
@@ -481,12 +482,13 @@ def _view(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     view that a person's (and the measure's) smaller picture shows: a 1024 px result with a bilinear
     view at 512 px was twice as far from the painting at 512 px through Lanczos as through bilinear."""
     width, height = size
-    rows = _lanczos_weights(image.shape[-2], height, image)
-    columns = _lanczos_weights(image.shape[-1], width, image)
+    rows = _lanczos_weights(image.shape[-2], height, image.device, image.dtype)
+    columns = _lanczos_weights(image.shape[-1], width, image.device, image.dtype)
     return (rows @ image @ columns.T).contiguous(memory_format=torch.channels_last)
 
 
-def _lanczos_weights(source: int, target: int, like: torch.Tensor) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)  # the same few per run, every iteration: built once, on the device
+def _lanczos_weights(source: int, target: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """(target, source) matrix of PIL's Lanczos-3 resampling along one axis (its support widened
     by the reduction factor, each row normalised to 1)."""
     scale = source / target
@@ -495,7 +497,7 @@ def _lanczos_weights(source: int, target: int, like: torch.Tensor) -> torch.Tens
     offsets = ((torch.arange(source, dtype=torch.float64) + 0.5)[None, :] - centres[:, None]) / stretch
     weights = torch.sinc(offsets) * torch.sinc(offsets / 3) * (offsets.abs() < 3)
     weights = weights / weights.sum(dim=1, keepdim=True)
-    return weights.to(device=like.device, dtype=like.dtype)
+    return weights.to(device=device, dtype=dtype)
 
 
 def _floored(value: torch.Tensor, reference: torch.Tensor | float = 0.0) -> torch.Tensor:
