@@ -195,6 +195,12 @@ def test_the_presets_are_embedded_for_the_pages_script(logged_in):
     assert set(data["preset_fields"]) == {key for preset in PRESETS.values() for key in preset}
 
 
+def test_each_preset_says_its_size_scales_and_the_style_view_it_has(logged_in):
+    page = logged_in.get("/new/").content.decode()
+    assert "512 px · 3 scales<" in page and "256 px · 2 scales<" in page
+    assert "1024 px · 4 scales · style also seen at 512 px<" in page
+
+
 # -- submitting -----------------------------------------------------------------------------------
 
 def test_a_valid_submission_stores_the_images_and_opens_the_new_jobs_page(logged_in, user, photo, sent):
