@@ -166,6 +166,17 @@ class StyleConfig:
         kept = [s for s in sizes if s >= 64]
         return kept or [self.size]
 
+    def view_sizes(self, width: int, height: int) -> list[tuple[int, int]]:
+        """The halves (style_views - 1 of them) the style cost also sees a (width, height) result
+        at, none with a long side under MIN_VIEW_SIDE."""
+        sizes: list[tuple[int, int]] = []
+        for _ in range(1, self.style_views):
+            w, h = sizes[-1] if sizes else (width, height)
+            if max(w, h) // 2 < MIN_VIEW_SIDE:
+                break
+            sizes.append((round(w / 2), round(h / 2)))
+        return sizes
+
     def iterations_at(self, scale_index: int, num_scales: int) -> int:
         return self.iterations if scale_index == num_scales - 1 else self.coarse_iterations
 

@@ -42,7 +42,7 @@ from PIL import Image
 
 from . import images
 from .checkpoint import Checkpoint
-from .config import MIN_VIEW_SIDE, StyleConfig
+from .config import StyleConfig
 from .devices import out_of_memory, resolve_device, setup_device
 from .errors import ConfigError
 from .losses import content_cost, gram, style_cost, total_variation
@@ -221,7 +221,7 @@ class _Optimisation:
                                                     content_features[name], c.normalize_content))
             norms.update(_style_norms(content_features, grams))
         views = [self._view_targets(size, style_pixels / 4**k, content, style_layers)
-                 for k, size in enumerate(self._smaller_views(width, height), start=1)]
+                 for k, size in enumerate(c.view_sizes(width, height), start=1)]
         return {"content": {k: content_features[k] for k in content_layers}, "grams": grams, "norms": norms,
                 "views": views}
 
@@ -234,17 +234,6 @@ class _Optimisation:
             for name, features in self.net(style_tensor, layers).items():
                 grams[name] = grams.get(name, 0) + weight * gram(features)
         return grams
-
-    def _smaller_views(self, width: int, height: int) -> list[tuple[int, int]]:
-        """The halves (style_views - 1 of them) the style cost also sees the result at, none with a
-        long side under MIN_VIEW_SIDE."""
-        sizes = []
-        for _ in range(1, self.config.style_views):
-            w, h = sizes[-1] if sizes else (width, height)
-            if max(w, h) // 2 < MIN_VIEW_SIDE:
-                break
-            sizes.append((round(w / 2), round(h / 2)))
-        return sizes
 
     def _view_targets(self, size: tuple[int, int], style_pixels: float, content: torch.Tensor,
                       style_layers: list[str]) -> dict:

@@ -141,7 +141,7 @@ def test_doubling_one_lambda_doubles_that_term_and_nothing_else(content_image, s
 @pytest.fixture
 def views_from_64_px(monkeypatch):
     """The view mechanics on tiny images: views from 64 px instead of MIN_VIEW_SIDE (512)."""
-    monkeypatch.setattr(engine, "MIN_VIEW_SIDE", 64)
+    monkeypatch.setattr(stylize.config, "MIN_VIEW_SIDE", 64)
 
 
 def test_each_smaller_view_of_the_result_starts_at_its_share_from_the_content(
@@ -169,10 +169,10 @@ def test_views_smaller_than_the_least_side_are_not_looked_at_and_one_view_is_the
 
 def test_views_start_at_512_px_so_only_results_of_1024_px_and_more_have_them(content_image, style_image):
     """Smaller views let the deep layers copy the painting's objects whole (README: The look)."""
-    three_views = job(small(style_views=3), content_image, [style_image])
-    assert three_views._smaller_views(1024, 683) == [(512, 342)]
-    assert three_views._smaller_views(2048, 1366) == [(1024, 683), (512, 342)]
-    assert three_views._smaller_views(1023, 682) == three_views._smaller_views(512, 342) == []
+    three_views = small(style_views=3)
+    assert three_views.view_sizes(1024, 683) == [(512, 342)]
+    assert three_views.view_sizes(2048, 1366) == [(1024, 683), (512, 342)]
+    assert three_views.view_sizes(1023, 682) == three_views.view_sizes(512, 342) == []
 
 
 def test_a_view_is_the_result_shrunk_as_the_look_measure_shrinks_it(content_image):

@@ -12,7 +12,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 import stylize
-from stylize.config import MIN_VIEW_SIDE
 from stylize.vgg import layer_channels
 
 from ...jobs import lifecycle
@@ -117,11 +116,10 @@ def new_job(request):
 
 
 def _preset_summary(params: dict) -> str:
-    scales, view = params["scales"], params["size"] // 2
-    summary = f"{params['size']} px · {scales} scale{'s' if scales > 1 else ''}"
-    if params["style_views"] > 1 and view >= MIN_VIEW_SIDE:  # the views the engine takes
-        summary += f" · style also seen at {view} px"
-    return summary
+    size, scales = params["size"], params["scales"]
+    summary = f"{size} px · {scales} scale{'s' if scales > 1 else ''}"
+    views = stylize.StyleConfig.from_dict(params).view_sizes(size, size)
+    return summary + "".join(f" · style also seen at {side} px" for side, _ in views)
 
 
 def _prefilled_form(request) -> NewJobForm:
